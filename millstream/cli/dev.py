@@ -1,0 +1,9 @@
+"""`millstream dev` commands."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(cli: typer.Typer) -> None:
+    """Add the dev command(s) to the root CLI."""

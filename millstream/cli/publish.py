@@ -1,0 +1,9 @@
+"""`millstream publish` commands."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(cli: typer.Typer) -> None:
+    """Add the publish command(s) to the root CLI."""

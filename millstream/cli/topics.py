@@ -1,0 +1,9 @@
+"""`millstream topics` commands."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(cli: typer.Typer) -> None:
+    """Add the topics command(s) to the root CLI."""

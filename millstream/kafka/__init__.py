@@ -1,0 +1,29 @@
+"""The Kafka client layer: the only place that imports confluent_kafka.
+
+Everything above it (producers, sinks, processors, the CLI) asks this package
+for clients and topic administration, and receives millstream errors.
+"""
+
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, Message, Producer, TopicPartition
+
+from millstream.kafka.admin import TopicAdmin, TopicInfo, TopicSpec, check_connection
+from millstream.kafka.clients import make_admin, make_consumer, make_producer
+from millstream.kafka.errors import from_client_error, from_exception
+
+__all__ = [
+    "OFFSET_BEGINNING",
+    "OFFSET_END",
+    "Consumer",
+    "Message",
+    "Producer",
+    "TopicAdmin",
+    "TopicInfo",
+    "TopicPartition",
+    "TopicSpec",
+    "check_connection",
+    "from_client_error",
+    "from_exception",
+    "make_admin",
+    "make_consumer",
+    "make_producer",
+]

@@ -1,0 +1,57 @@
+"""Mapping of confluent-kafka errors onto the millstream error tree."""
+
+from __future__ import annotations
+
+from confluent_kafka import KafkaError as _CKError
+from confluent_kafka import KafkaException
+
+from millstream.errors import (
+    AuthenticationError,
+    AuthorizationError,
+    BrokerUnreachableError,
+    KafkaError,
+    TopicAlreadyExistsError,
+    TopicNotFoundError,
+)
+
+_UNREACHABLE = {
+    _CKError._TRANSPORT,
+    _CKError._ALL_BROKERS_DOWN,
+    _CKError._TIMED_OUT,
+    _CKError._RESOLVE,
+}
+_AUTHENTICATION = {_CKError._AUTHENTICATION, _CKError.SASL_AUTHENTICATION_FAILED}
+_AUTHORIZATION = {
+    _CKError.TOPIC_AUTHORIZATION_FAILED,
+    _CKError.GROUP_AUTHORIZATION_FAILED,
+    _CKError.CLUSTER_AUTHORIZATION_FAILED,
+    _CKError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+}
+_NOT_FOUND = {_CKError.UNKNOWN_TOPIC_OR_PART, _CKError._UNKNOWN_TOPIC, _CKError._UNKNOWN_PARTITION}
+
+
+def from_client_error(error: _CKError | None, context: str) -> KafkaError:
+    """A millstream error for a confluent-kafka ``KafkaError``; ``context`` says what was tried."""
+    if error is None:
+        return KafkaError(f"{context}: unknown Kafka error")
+    code = error.code()
+    detail = f"{context}: {error.str()} ({error.name()})"
+    kind: type[KafkaError] = KafkaError
+    if code in _UNREACHABLE:
+        kind = BrokerUnreachableError
+    elif code in _AUTHENTICATION:
+        kind = AuthenticationError
+    elif code in _AUTHORIZATION:
+        kind = AuthorizationError
+    elif code in _NOT_FOUND:
+        kind = TopicNotFoundError
+    elif code == _CKError.TOPIC_ALREADY_EXISTS:
+        kind = TopicAlreadyExistsError
+    return kind(detail, code=error.name(), retriable=bool(error.retriable()))
+
+
+def from_exception(exc: BaseException, context: str) -> KafkaError:
+    """A millstream error for an exception raised by confluent-kafka."""
+    if isinstance(exc, KafkaException) and exc.args and isinstance(exc.args[0], _CKError):
+        return from_client_error(exc.args[0], context)
+    return KafkaError(f"{context}: {exc}")
