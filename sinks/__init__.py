@@ -1,0 +1,7 @@
+"""Sinks: where pipeline results leave millstream. See :mod:`millstream.sinks.base`."""
+
+from millstream.sinks.base import Sink, SinkContext, SinkRecord
+from millstream.sinks.kafka import KafkaSink
+from millstream.sinks.stdout import StdoutSink
+
+__all__ = ["KafkaSink", "Sink", "SinkContext", "SinkRecord", "StdoutSink"]

@@ -13,6 +13,13 @@ cli = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@cli.callback()
+def root() -> None:
+    """Stream processing and a task queue for Python on Apache Kafka."""
+
+
 dev.register(cli)
 topics.register(cli)
 publish.register(cli)

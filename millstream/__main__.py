@@ -1,0 +1,5 @@
+"""``python -m millstream``: the same as the ``millstream`` command."""
+
+from millstream.cli import main
+
+main()

@@ -1,0 +1,113 @@
+"""The App: where an application declares its topics and pipelines, and runs them."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any, Literal
+
+from millstream.config import Settings, load_settings
+from millstream.errors import ConfigurationError
+from millstream.processors import Stream, Topology, Worker, WorkerConfig, WorkerStats
+from millstream.serde import SerdeSpec
+from millstream.topics import Topic, declare_topic
+
+Guarantee = Literal["at_least_once", "exactly_once"]
+GroupProtocol = Literal["consumer", "classic"]
+
+_APP_ID = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
+
+
+def seconds(value: float | timedelta, setting: str) -> float:
+    """A duration in seconds from a number of seconds or a timedelta; must be positive."""
+    result = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if result <= 0:
+        raise ConfigurationError(setting, f"must be a positive duration, got {value!r}")
+    return result
+
+
+class App:
+    """A millstream application: topics, streams and the workers that run them.
+
+    ``app_id`` names the consumer group and prefixes the app's internal topics
+    (``{app_id}-dlq``). Connection settings come from ``MILLSTREAM_*`` environment
+    variables unless given here.
+
+    Raises:
+        ConfigurationError: a setting is invalid; the message names it.
+    """
+
+    def __init__(
+        self,
+        app_id: str,
+        *,
+        bootstrap_servers: str | None = None,
+        processing_guarantee: Guarantee = "at_least_once",
+        commit_interval: float | timedelta = 1.0,
+        batch_size: int = 5000,
+        group_protocol: GroupProtocol = "consumer",
+        auto_create_topics: bool | None = None,
+        consumer_config: dict[str, Any] | None = None,
+        producer_config: dict[str, Any] | None = None,
+        settings: Settings | None = None,
+    ) -> None:
+        if not _APP_ID.match(app_id):
+            raise ConfigurationError("app_id", f"{app_id!r} must be 1-200 of [A-Za-z0-9._-]")
+        if processing_guarantee != "at_least_once":
+            raise ConfigurationError(
+                "processing_guarantee",
+                f"{processing_guarantee!r} is not supported yet; use 'at_least_once'",
+            )
+        if batch_size < 1:
+            raise ConfigurationError("batch_size", "must be at least 1")
+        if group_protocol not in ("consumer", "classic"):
+            raise ConfigurationError("group_protocol", "must be 'consumer' or 'classic'")
+        overrides = {"bootstrap_servers": bootstrap_servers, "auto_create_topics": auto_create_topics}
+        self.settings = settings or load_settings(**overrides)
+        self.app_id = app_id
+        self.processing_guarantee = processing_guarantee
+        self.worker_config = WorkerConfig(
+            commit_interval=seconds(commit_interval, "commit_interval"),
+            batch_size=batch_size,
+            group_protocol=group_protocol,
+            consumer_config=dict(consumer_config or {}),
+            producer_config=dict(producer_config or {}),
+        )
+        self.topology = Topology(app_id)
+
+    def topic(
+        self,
+        name: str,
+        *,
+        partitions: int | None = None,
+        key_serde: SerdeSpec = "str",
+        value_serde: SerdeSpec = "json",
+        replication: int | None = None,
+        config: dict[str, str] | None = None,
+    ) -> Topic:
+        """Declare a topic. Without ``partitions`` it must exist; with them it is created if missing."""
+        topic = declare_topic(
+            name,
+            partitions=partitions,
+            key_serde=key_serde,
+            value_serde=value_serde,
+            replication=replication,
+            config=config,
+        )
+        return self.topology.declare(topic)
+
+    def stream(self, topic: Topic | str) -> Stream:
+        """A stream of the records of ``topic``; chain operations on it to build a pipeline."""
+        if isinstance(topic, str):
+            topic = self.topology.topics.get(topic) or self.topic(topic)
+        return self.topology.stream(topic)
+
+    def worker(self) -> Worker:
+        """A worker for this app, not yet started."""
+        if not self.topology.sources:
+            raise ConfigurationError("app", f"app {self.app_id!r} has no streams to run")
+        return Worker(self.topology, self.settings, self.worker_config)
+
+    def run(self) -> WorkerStats:
+        """Run one worker in this process until SIGTERM/SIGINT; returns its counters."""
+        return self.worker().run()

@@ -1,0 +1,178 @@
+"""Pipeline steps. Each step takes a batch of rows, transforms it, and hands the
+result to its children; a stream with two branches is a step with two children.
+
+A step that raises for one record sends that record to the dead-letter queue
+and goes on with the rest of the batch. Steps must not mutate values in place:
+branches share the rows they receive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from millstream.processors.rows import Row, StepRuntime
+from millstream.serde import Serde
+from millstream.sinks.base import Sink, SinkRecord
+
+
+class Step:
+    """A node in the pipeline tree."""
+
+    name = "step"
+
+    def __init__(self) -> None:
+        self.children: list[Step] = []
+        self.runtime: StepRuntime | None = None
+
+    def bind(self, runtime: StepRuntime) -> None:
+        """Attach the worker's services to this step and all steps below it."""
+        self.runtime = runtime
+        for child in self.children:
+            child.bind(runtime)
+
+    def process(self, rows: list[Row]) -> None:
+        """Transform ``rows`` and pass the result on. The base step passes them unchanged."""
+        self.emit(rows)
+
+    def emit(self, rows: list[Row]) -> None:
+        if rows:
+            for child in self.children:
+                child.process(rows)
+
+    def fail(self, row: Row, error: BaseException) -> None:
+        assert self.runtime is not None, "step used before bind()"
+        self.runtime.dead_letter(row[3], error, self.name)
+
+
+class MapStep(Step):
+    def __init__(self, fn: Callable[[Any], Any]) -> None:
+        super().__init__()
+        self.fn = fn
+        self.name = f"map({_describe(fn)})"
+
+    def process(self, rows: list[Row]) -> None:
+        fn, out = self.fn, []
+        append = out.append
+        for row in rows:
+            try:
+                append((row[0], fn(row[1]), row[2], row[3]))
+            except Exception as exc:
+                self.fail(row, exc)
+        self.emit(out)
+
+
+class FilterStep(Step):
+    def __init__(self, fn: Callable[[Any], bool]) -> None:
+        super().__init__()
+        self.fn = fn
+        self.name = f"filter({_describe(fn)})"
+
+    def process(self, rows: list[Row]) -> None:
+        fn, out = self.fn, []
+        append = out.append
+        for row in rows:
+            try:
+                if fn(row[1]):
+                    append(row)
+            except Exception as exc:
+                self.fail(row, exc)
+        self.emit(out)
+
+
+class FlatMapStep(Step):
+    def __init__(self, fn: Callable[[Any], Iterable[Any]]) -> None:
+        super().__init__()
+        self.fn = fn
+        self.name = f"flat_map({_describe(fn)})"
+
+    def process(self, rows: list[Row]) -> None:
+        fn, out = self.fn, []
+        extend = out.extend
+        for row in rows:
+            key, _, ts, msg = row
+            try:
+                extend([(key, item, ts, msg) for item in fn(row[1])])
+            except Exception as exc:
+                self.fail(row, exc)
+        self.emit(out)
+
+
+class PeekStep(Step):
+    def __init__(self, fn: Callable[[Any], object]) -> None:
+        super().__init__()
+        self.fn = fn
+        self.name = f"peek({_describe(fn)})"
+
+    def process(self, rows: list[Row]) -> None:
+        fn, out = self.fn, []
+        append = out.append
+        for row in rows:
+            try:
+                fn(row[1])
+                append(row)
+            except Exception as exc:
+                self.fail(row, exc)
+        self.emit(out)
+
+
+class RekeyStep(Step):
+    """Replaces each record's key with ``fn(value)``. No repartitioning happens."""
+
+    def __init__(self, fn: Callable[[Any], Any]) -> None:
+        super().__init__()
+        self.fn = fn
+        self.name = f"rekey({_describe(fn)})"
+
+    def process(self, rows: list[Row]) -> None:
+        fn, out = self.fn, []
+        append = out.append
+        for row in rows:
+            try:
+                append((fn(row[1]), row[1], row[2], row[3]))
+            except Exception as exc:
+                self.fail(row, exc)
+        self.emit(out)
+
+
+class ToTopicStep(Step):
+    """Produces every row to a topic, then passes the rows on unchanged."""
+
+    def __init__(self, topic: str, key_serde: Serde, value_serde: Serde) -> None:
+        super().__init__()
+        self.topic = topic
+        self.key_serde = key_serde
+        self.value_serde = value_serde
+        self.name = f"to({topic})"
+
+    def process(self, rows: list[Row]) -> None:
+        assert self.runtime is not None, "step used before bind()"
+        produce, topic = self.runtime.produce, self.topic
+        key, value = self.key_serde.serialize, self.value_serde.serialize
+        for row in rows:
+            try:
+                produce(topic, key(row[0]), value(row[1]), row[2])
+            except Exception as exc:
+                self.fail(row, exc)
+        self.emit(rows)
+
+
+class SinkStep(Step):
+    """Hands every row to a sink as a batch, then passes the rows on unchanged."""
+
+    def __init__(self, sink: Sink) -> None:
+        super().__init__()
+        self.sink = sink
+        self.name = f"sink({type(sink).__name__})"
+
+    def process(self, rows: list[Row]) -> None:
+        records = [
+            SinkRecord(k, v, ts, msg.topic(), msg.partition(), msg.offset())
+            for k, v, ts, msg in rows
+        ]
+        self.sink.write(records)
+        self.emit(rows)
+
+
+def _describe(fn: Callable[..., Any]) -> str:
+    return getattr(fn, "__qualname__", None) or type(fn).__name__

@@ -1,0 +1,56 @@
+"""The sink contract.
+
+A worker hands a sink its records in batches with :meth:`Sink.write`, and calls
+:meth:`Sink.flush` at every checkpoint *before* it commits the consumed offsets.
+A sink must make every written record durable by the time ``flush`` returns, or
+raise; if it raises, the offsets are not committed and the records are
+processed again after a restart (at-least-once).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from millstream.config import Settings
+from millstream.kafka import Producer
+
+
+class SinkRecord(NamedTuple):
+    """One record handed to a sink, with where it came from."""
+
+    key: Any
+    value: Any
+    timestamp: int
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class SinkContext:
+    """What the worker lends a sink when it opens: settings and the worker's producer."""
+
+    app_id: str
+    settings: Settings
+    producer: Producer
+
+
+class Sink(ABC):
+    """Writes records to a destination outside the stream pipeline."""
+
+    def open(self, context: SinkContext) -> None:  # noqa: B027 - optional hook
+        """Called once by the worker before the first write."""
+
+    @abstractmethod
+    def write(self, records: Sequence[SinkRecord]) -> None:
+        """Accept a batch. May buffer; durability is only promised by :meth:`flush`."""
+
+    @abstractmethod
+    def flush(self) -> None:
+        """Make every record written so far durable, or raise."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources. Called after the last flush on shutdown."""
