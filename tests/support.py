@@ -1,0 +1,140 @@
+"""Helpers shared by the integration tests: produce, consume back, wait on conditions."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from millstream.config import Settings
+from millstream.kafka import TopicPartition, make_admin, make_consumer, make_producer
+
+
+@dataclass(frozen=True)
+class Consumed:
+    key: bytes | None
+    value: bytes | None
+    partition: int
+    offset: int
+    timestamp: int
+    headers: dict[str, bytes]
+
+    def json(self) -> Any:
+        return orjson.loads(self.value) if self.value is not None else None
+
+
+def produce(
+    settings: Settings,
+    topic: str,
+    records: Iterable[tuple[str | bytes | None, bytes | None]],
+    *,
+    timestamps: Iterable[int] | None = None,
+) -> int:
+    """Produce (key, value) pairs and flush; returns the count. Fails the test on delivery errors."""
+    errors: list[str] = []
+    producer = make_producer(
+        settings, on_delivery=lambda err, _msg: err and errors.append(str(err))
+    )
+    stamps = iter(timestamps) if timestamps is not None else None
+    count = 0
+    for key, value in records:
+        kwargs: dict[str, Any] = {}
+        if stamps is not None:
+            kwargs["timestamp"] = next(stamps)
+        while True:
+            try:
+                producer.produce(topic, value, key, **kwargs)
+                break
+            except BufferError:
+                producer.poll(0.1)
+        count += 1
+    assert producer.flush(60) == 0, "records still queued after 60 s"
+    assert not errors, f"delivery failed: {errors[:3]}"
+    return count
+
+
+def produce_json(settings: Settings, topic: str, records: Iterable[tuple[str, Any]]) -> int:
+    return produce(settings, topic, ((k, orjson.dumps(v)) for k, v in records))
+
+
+def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
+    """High watermark of every partition of ``topic``."""
+    consumer = make_consumer(settings, f"probe-{uuid.uuid4().hex}")
+    try:
+        metadata = consumer.list_topics(topic, timeout=10)
+        partitions = metadata.topics[topic].partitions
+        return {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in partitions
+        }
+    finally:
+        consumer.close()
+
+
+def consume_all(
+    settings: Settings, topic: str, *, count: int | None = None, timeout: float = 60.0
+) -> list[Consumed]:
+    """Read ``topic`` from the beginning up to its current end (or until ``count`` records).
+
+    Fails with a clear message when the records do not arrive within ``timeout``.
+    """
+    ends = end_offsets(settings, topic)
+    consumer = make_consumer(settings, f"reader-{uuid.uuid4().hex}", **{"group.protocol": "classic"})
+    consumer.assign([TopicPartition(topic, p, 0) for p in ends])
+    out: list[Consumed] = []
+    positions = dict.fromkeys(ends, 0)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            if count is not None and len(out) >= count:
+                break
+            if count is None and all(positions[p] >= ends[p] for p in ends):
+                break
+            if time.monotonic() > deadline:
+                want = count if count is not None else sum(ends.values())
+                raise AssertionError(f"read {len(out)} of {want} records of {topic} in {timeout}s")
+            for m in consumer.consume(5000, 0.5):
+                if m.error():
+                    continue
+                positions[m.partition()] = m.offset() + 1
+                out.append(
+                    Consumed(
+                        m.key(),
+                        m.value(),
+                        m.partition(),
+                        m.offset(),
+                        m.timestamp()[1],
+                        {k: v for k, v in (m.headers() or [])},
+                    )
+                )
+    finally:
+        consumer.close()
+    return out
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.2) -> None:
+    """Poll ``condition`` until true; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def record_count(settings: Settings, topic: str) -> int:
+    """Records in ``topic`` (sum of high watermarks; topics here are never compacted)."""
+    return sum(end_offsets(settings, topic).values())
+
+
+def delete_topics(settings: Settings, names: Iterable[str]) -> None:
+    admin = make_admin(settings)
+    futures = admin.delete_topics(list(names), operation_timeout=10)
+    for future in futures.values():
+        try:
+            future.result(10)
+        except Exception:  # noqa: BLE001 - cleanup of topics that may not exist
+            pass
