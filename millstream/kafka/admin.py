@@ -50,6 +50,15 @@ class TopicAdmin:
         """Names of the topics on the cluster, internal ones excluded, sorted."""
         return sorted(t for t in self._metadata().topics if not t.startswith("__"))
 
+    def partition_counts(self) -> dict[str, int]:
+        """Partition count of every topic, internal ones excluded, sorted by name (one request)."""
+        topics = self._metadata().topics
+        return {
+            name: len(topics[name].partitions)
+            for name in sorted(topics)
+            if not name.startswith("__")
+        }
+
     def exists(self, name: str) -> bool:
         return name in self._metadata().topics
 
