@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, Literal
 
 from millstream.config import Settings, load_settings
 from millstream.errors import ConfigurationError
 from millstream.processors import Stream, Topology, Worker, WorkerConfig, WorkerStats
+from millstream.processors.tables import GlobalTable
 from millstream.serde import SerdeSpec
 from millstream.topics import Topic, declare_topic
 
@@ -62,7 +64,10 @@ class App:
             raise ConfigurationError("batch_size", "must be at least 1")
         if group_protocol not in ("consumer", "classic"):
             raise ConfigurationError("group_protocol", "must be 'consumer' or 'classic'")
-        overrides = {"bootstrap_servers": bootstrap_servers, "auto_create_topics": auto_create_topics}
+        overrides = {
+            "bootstrap_servers": bootstrap_servers,
+            "auto_create_topics": auto_create_topics,
+        }
         self.settings = settings or load_settings(**overrides)
         self.app_id = app_id
         self.processing_guarantee = processing_guarantee
@@ -85,7 +90,8 @@ class App:
         replication: int | None = None,
         config: dict[str, str] | None = None,
     ) -> Topic:
-        """Declare a topic. Without ``partitions`` it must exist; with them it is created if missing."""
+        """Declare a topic. Without ``partitions`` it must exist; with them it is created
+        if missing."""
         topic = declare_topic(
             name,
             partitions=partitions,
@@ -96,11 +102,27 @@ class App:
         )
         return self.topology.declare(topic)
 
-    def stream(self, topic: Topic | str) -> Stream:
-        """A stream of the records of ``topic``; chain operations on it to build a pipeline."""
-        if isinstance(topic, str):
-            topic = self.topology.topics.get(topic) or self.topic(topic)
-        return self.topology.stream(topic)
+    def stream(
+        self, topic: Topic | str, *, timestamp: Callable[[Any], int] | None = None
+    ) -> Stream:
+        """A stream of the records of ``topic``; chain operations on it to build a pipeline.
+
+        Event time is the Kafka record timestamp, or ``timestamp(value)`` (epoch ms) if given.
+        """
+        return self.topology.stream(self._topic(topic), timestamp)
+
+    def global_table(self, topic: Topic | str, *, name: str | None = None) -> GlobalTable:
+        """A table of the latest value per key of ``topic`` (ideally compacted), held on
+        every worker and kept current while it runs. Join streams to it with
+        :meth:`Stream.join`."""
+        table = GlobalTable(self._topic(topic), name)
+        self.topology.global_tables.append(table)
+        return table
+
+    def _topic(self, topic: Topic | str) -> Topic:
+        if isinstance(topic, Topic):
+            return self.topology.declare(topic)
+        return self.topology.topics.get(topic) or self.topic(topic)
 
     def worker(self) -> Worker:
         """A worker for this app, not yet started."""

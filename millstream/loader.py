@@ -33,7 +33,5 @@ def load_app(target: str) -> App:
         raise ConfigurationError("app", f"cannot import {module_name!r}: {exc}") from exc
     app = getattr(module, attr, None)
     if not isinstance(app, App):
-        raise ConfigurationError(
-            "app", f"{target!r} is {type(app).__name__}, not a millstream App"
-        )
+        raise ConfigurationError("app", f"{target!r} is {type(app).__name__}, not a millstream App")
     return app

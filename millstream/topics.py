@@ -43,7 +43,7 @@ def declare_topic(
     """Validate and build a :class:`Topic`.
 
     Raises:
-        ConfigurationError: an empty or illegal name, a partition count below 1, or an unknown serde.
+        ConfigurationError: an illegal name, a partition count below 1, or an unknown serde.
     """
     legal = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
     if not name or len(name) > 249 or not set(name) <= legal or name in {".", ".."}:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from millstream.errors import DeliveryError
 from millstream.kafka import Consumer, Producer, TopicPartition, from_exception
+from millstream.processors.state.manager import StateManager
 from millstream.sinks.base import Sink
 
 log = logging.getLogger("millstream.checkpoint")
@@ -46,19 +48,30 @@ class Checkpoint:
         if error is not None and self.delivery_error is None:
             self.delivery_error = str(error)
 
-    def commit(self, consumer: Consumer, producer: Producer, sinks: Iterable[Sink]) -> None:
-        """Flush everything downstream, then commit the pending offsets.
+    def commit(
+        self,
+        consumer: Consumer,
+        producer: Producer,
+        sinks: Iterable[Sink],
+        state: StateManager | None = None,
+        produce: Callable[..., Any] | None = None,
+    ) -> None:
+        """Flush sinks, write state changes to their changelogs, flush the producer,
+        apply the state changes locally, then commit the pending offsets.
 
         Raises:
             DeliveryError: a record could not be delivered; nothing was committed.
         """
         for sink in sinks:
             sink.flush()
+        written = state.write_changelogs(produce or producer.produce) if state else []
         remaining = producer.flush(self.flush_timeout)
         if remaining:
             raise DeliveryError(f"{remaining} records not delivered within {self.flush_timeout}s")
         if self.delivery_error is not None:
             raise DeliveryError(f"a record could not be delivered: {self.delivery_error}")
+        if state is not None:
+            state.commit_local(written)
         if self.pending:
             offsets = [TopicPartition(t, p, o) for (t, p), o in self.pending.items()]
             try:

@@ -35,8 +35,11 @@ class DeadLetterQueue:
         self._produce = produce
         self._last_warning = 0.0
 
-    def send(self, message: Message, error: BaseException, step: str) -> None:
-        """Produce ``message`` to the dead-letter topic with the reason ``step`` failed."""
+    def send(
+        self, message: Message, error: BaseException, step: str, *, topic: str | None = None
+    ) -> None:
+        """Produce ``message`` to the dead-letter topic (or ``topic``) with the reason
+        ``step`` failed."""
         error_type = type(error)
         headers = list(message.headers() or [])
         headers += [
@@ -49,14 +52,15 @@ class DeadLetterQueue:
         ]
         timestamp = message.timestamp()[1]
         self._produce(
-            self.topic,
+            topic or self.topic,
             message.value(),
             message.key(),
             headers=headers,
             timestamp=timestamp if timestamp > 0 else 0,
         )
-        self.count += 1
-        self._warn(message, error, step)
+        if topic is None:
+            self.count += 1
+            self._warn(message, error, step)
 
     def _warn(self, message: Message, error: BaseException, step: str) -> None:
         now = time.monotonic()

@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from millstream.processors.context import PartitionContext
 from millstream.processors.rows import Row, StepRuntime
+from millstream.processors.state.manager import StoreSpec
 from millstream.serde import Serde
 from millstream.sinks.base import Sink, SinkRecord
 
@@ -31,14 +33,21 @@ class Step:
         for child in self.children:
             child.bind(runtime)
 
-    def process(self, rows: list[Row]) -> None:
-        """Transform ``rows`` and pass the result on. The base step passes them unchanged."""
-        self.emit(rows)
+    def walk(self) -> list[Step]:
+        """This step and every step below it, depth first."""
+        steps: list[Step] = [self]
+        for child in self.children:
+            steps.extend(child.walk())
+        return steps
 
-    def emit(self, rows: list[Row]) -> None:
+    def process(self, rows: list[Row], part: PartitionContext) -> None:
+        """Transform ``rows`` and pass the result on. The base step passes them unchanged."""
+        self.emit(rows, part)
+
+    def emit(self, rows: list[Row], part: PartitionContext) -> None:
         if rows:
             for child in self.children:
-                child.process(rows)
+                child.process(rows, part)
 
     def fail(self, row: Row, error: BaseException) -> None:
         assert self.runtime is not None, "step used before bind()"
@@ -51,7 +60,7 @@ class MapStep(Step):
         self.fn = fn
         self.name = f"map({_describe(fn)})"
 
-    def process(self, rows: list[Row]) -> None:
+    def process(self, rows: list[Row], part: PartitionContext) -> None:
         fn, out = self.fn, []
         append = out.append
         for row in rows:
@@ -59,7 +68,7 @@ class MapStep(Step):
                 append((row[0], fn(row[1]), row[2], row[3]))
             except Exception as exc:
                 self.fail(row, exc)
-        self.emit(out)
+        self.emit(out, part)
 
 
 class FilterStep(Step):
@@ -68,7 +77,7 @@ class FilterStep(Step):
         self.fn = fn
         self.name = f"filter({_describe(fn)})"
 
-    def process(self, rows: list[Row]) -> None:
+    def process(self, rows: list[Row], part: PartitionContext) -> None:
         fn, out = self.fn, []
         append = out.append
         for row in rows:
@@ -77,7 +86,7 @@ class FilterStep(Step):
                     append(row)
             except Exception as exc:
                 self.fail(row, exc)
-        self.emit(out)
+        self.emit(out, part)
 
 
 class FlatMapStep(Step):
@@ -86,7 +95,7 @@ class FlatMapStep(Step):
         self.fn = fn
         self.name = f"flat_map({_describe(fn)})"
 
-    def process(self, rows: list[Row]) -> None:
+    def process(self, rows: list[Row], part: PartitionContext) -> None:
         fn, out = self.fn, []
         extend = out.extend
         for row in rows:
@@ -95,7 +104,7 @@ class FlatMapStep(Step):
                 extend([(key, item, ts, msg) for item in fn(row[1])])
             except Exception as exc:
                 self.fail(row, exc)
-        self.emit(out)
+        self.emit(out, part)
 
 
 class PeekStep(Step):
@@ -104,7 +113,7 @@ class PeekStep(Step):
         self.fn = fn
         self.name = f"peek({_describe(fn)})"
 
-    def process(self, rows: list[Row]) -> None:
+    def process(self, rows: list[Row], part: PartitionContext) -> None:
         fn, out = self.fn, []
         append = out.append
         for row in rows:
@@ -113,7 +122,7 @@ class PeekStep(Step):
                 append(row)
             except Exception as exc:
                 self.fail(row, exc)
-        self.emit(out)
+        self.emit(out, part)
 
 
 class RekeyStep(Step):
@@ -124,7 +133,7 @@ class RekeyStep(Step):
         self.fn = fn
         self.name = f"rekey({_describe(fn)})"
 
-    def process(self, rows: list[Row]) -> None:
+    def process(self, rows: list[Row], part: PartitionContext) -> None:
         fn, out = self.fn, []
         append = out.append
         for row in rows:
@@ -132,7 +141,7 @@ class RekeyStep(Step):
                 append((fn(row[1]), row[1], row[2], row[3]))
             except Exception as exc:
                 self.fail(row, exc)
-        self.emit(out)
+        self.emit(out, part)
 
 
 class ToTopicStep(Step):
@@ -145,7 +154,7 @@ class ToTopicStep(Step):
         self.value_serde = value_serde
         self.name = f"to({topic})"
 
-    def process(self, rows: list[Row]) -> None:
+    def process(self, rows: list[Row], part: PartitionContext) -> None:
         assert self.runtime is not None, "step used before bind()"
         produce, topic = self.runtime.produce, self.topic
         key, value = self.key_serde.serialize, self.value_serde.serialize
@@ -154,7 +163,7 @@ class ToTopicStep(Step):
                 produce(topic, key(row[0]), value(row[1]), row[2])
             except Exception as exc:
                 self.fail(row, exc)
-        self.emit(rows)
+        self.emit(rows, part)
 
 
 class SinkStep(Step):
@@ -165,14 +174,32 @@ class SinkStep(Step):
         self.sink = sink
         self.name = f"sink({type(sink).__name__})"
 
-    def process(self, rows: list[Row]) -> None:
+    def process(self, rows: list[Row], part: PartitionContext) -> None:
         records = [
             SinkRecord(k, v, ts, msg.topic(), msg.partition(), msg.offset())
             for k, v, ts, msg in rows
         ]
         self.sink.write(records)
-        self.emit(rows)
+        self.emit(rows, part)
 
 
 def _describe(fn: Callable[..., Any]) -> str:
     return getattr(fn, "__qualname__", None) or type(fn).__name__
+
+
+class StatefulStep(Step):
+    """A step that owns stores, partitioned like its ``source`` topic."""
+
+    source: str
+
+    def store_specs(self) -> list[StoreSpec]:
+        raise NotImplementedError
+
+    def open_partition(self, part: PartitionContext) -> None:
+        """Called after the partition's stores were restored, before its first batch."""
+
+    def close_partition(self, partition: int) -> None:
+        """Called when the partition is revoked or lost."""
+
+    def punctuate(self, part: PartitionContext, now: float) -> None:
+        """Called about once a second with the wall-clock time, for time-driven work."""

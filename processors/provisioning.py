@@ -1,4 +1,9 @@
-"""Topic provisioning at worker startup: create what the app declared, check the rest."""
+"""Topic provisioning at worker startup: create what the app declared, check the rest.
+
+Internal topics (repartition, changelog) copy the partition count of the topic
+they follow; the dead-letter and late topics get as many partitions as the
+widest declared topic.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +17,8 @@ from millstream.processors.topology import Topology
 log = logging.getLogger("millstream.provisioning")
 
 
-def provision_topics(topology: Topology, settings: Settings) -> None:
-    """Create missing topics declared with partitions (and the dead-letter topic).
+def provision_topics(topology: Topology, settings: Settings) -> dict[str, int]:
+    """Create missing topics; returns the partition count of every topic the app uses.
 
     Raises:
         BrokerUnreachableError: the cluster did not answer within the client timeout.
@@ -22,15 +27,47 @@ def provision_topics(topology: Topology, settings: Settings) -> None:
     """
     admin = TopicAdmin(settings)
     existing = set(admin.list())
-    specs = [spec for t in topology.topics.values() if (spec := t.spec()) is not None]
-    widest = max((s.partitions for s in specs), default=1)
-    specs.append(TopicSpec(topology.dlq_topic, widest))
+    counts: dict[str, int] = {}
+    specs: list[TopicSpec] = []
     for topic in topology.topics.values():
-        if topic.partitions is None and topic.name not in existing:
+        if topic.name in topology.partitions_like:
+            continue
+        if topic.partitions is not None:
+            counts[topic.name] = topic.partitions
+            specs.append(TopicSpec(topic.name, topic.partitions, topic.replication, topic.config))
+        elif topic.name in existing:
+            counts[topic.name] = admin.describe(topic.name).partitions
+        else:
             raise TopicNotFoundError(
                 f"topic {topic.name!r} does not exist; create it (millstream topics create) "
                 f"or declare it with app.topic({topic.name!r}, partitions=N)"
             )
+    for name, like in topology.partitions_like.items():
+        counts[name] = _follow(name, like, topology.partitions_like, counts)
+        topic = topology.topics[name]
+        specs.append(TopicSpec(name, counts[name], topic.replication, topic.config))
+    widest = max(counts.values(), default=1)
+    for name in (topology.dlq_topic, topology.late_topic):
+        counts[name] = widest
+        specs.append(TopicSpec(name, widest))
+    _create_missing(admin, settings, specs, existing)
+    _warn_mismatches(admin, specs, existing, topology)
+    return counts
+
+
+def _follow(name: str, like: str, partitions_like: dict[str, str], counts: dict[str, int]) -> int:
+    seen = {name}
+    while like in partitions_like and like not in counts:
+        if like in seen:
+            raise ValueError(f"internal topics follow each other in a cycle: {sorted(seen)}")
+        seen.add(like)
+        like = partitions_like[like]
+    return counts[like]
+
+
+def _create_missing(
+    admin: TopicAdmin, settings: Settings, specs: list[TopicSpec], existing: set[str]
+) -> None:
     missing = [s for s in specs if s.name not in existing]
     if missing and not settings.auto_create_topics:
         names = ", ".join(s.name for s in missing)
@@ -40,12 +77,18 @@ def provision_topics(topology: Topology, settings: Settings) -> None:
     created = admin.create(missing)
     if created:
         log.info("created topics: %s", ", ".join(created))
+
+
+def _warn_mismatches(
+    admin: TopicAdmin, specs: list[TopicSpec], existing: set[str], topology: Topology
+) -> None:
+    skip = {topology.dlq_topic, topology.late_topic}
     for spec in specs:
-        if spec.name in existing and spec.name != topology.dlq_topic:
+        if spec.name in existing and spec.name not in skip:
             actual = admin.describe(spec.name).partitions
             if actual != spec.partitions:
                 log.warning(
-                    "topic %r has %d partitions, the app declares %d; using the topic as it is",
+                    "topic %r has %d partitions, the app expects %d; using the topic as it is",
                     spec.name,
                     actual,
                     spec.partitions,

@@ -23,3 +23,41 @@ class StepRuntime(Protocol):
 
     def produce(self, topic: str, key: bytes | None, value: bytes | None, timestamp: int) -> None:
         """Produce one record through the worker's producer, waiting for room if full."""
+
+    def late(self, message: Message, reason: str, step: str, to_topic: bool) -> None:
+        """Count a late record; with ``to_topic``, produce it to the late topic with ``reason``."""
+
+
+class OriginMessage:
+    """Stands in for a consumed message where a row has none (results emitted on a timer).
+
+    It answers the accessors the dead-letter queue reads.
+    """
+
+    __slots__ = ("_partition", "_timestamp", "_topic")
+
+    def __init__(self, topic: str, partition: int, timestamp: int) -> None:
+        self._topic = topic
+        self._partition = partition
+        self._timestamp = timestamp
+
+    def topic(self) -> str:
+        return self._topic
+
+    def partition(self) -> int:
+        return self._partition
+
+    def offset(self) -> int:
+        return -1
+
+    def key(self) -> bytes | None:
+        return None
+
+    def value(self) -> bytes | None:
+        return None
+
+    def headers(self) -> list[tuple[str, bytes]] | None:
+        return None
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, self._timestamp)

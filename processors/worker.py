@@ -2,9 +2,9 @@
 
 The loop is batch-oriented: consume up to ``batch_size`` records, split them
 into runs of one partition, deserialize each run once and push it through the
-pipelines of its topic, then checkpoint every ``commit_interval``. On SIGTERM
-or SIGINT the worker finishes the batch, checkpoints, leaves the group and
-returns.
+pipelines of its topic, then checkpoint every ``commit_interval``. Partitions
+with state are restored before their first record is processed. On SIGTERM or
+SIGINT the worker finishes the batch, checkpoints, leaves the group and returns.
 """
 
 from __future__ import annotations
@@ -14,30 +14,34 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from millstream.config import Settings
-from millstream.errors import KafkaError, MillstreamError
 from millstream.kafka import (
     Consumer,
     Message,
     Producer,
+    TopicAdmin,
     TopicPartition,
-    from_client_error,
     make_consumer,
     make_producer,
 )
+from millstream.processors.batches import partition_runs
 from millstream.processors.checkpoint import Checkpoint
+from millstream.processors.context import PartitionContext
 from millstream.processors.dead_letters import DeadLetterQueue
 from millstream.processors.provisioning import provision_topics
 from millstream.processors.rows import Row
+from millstream.processors.state.manager import StateManager
+from millstream.processors.state.restore import Restorer
 from millstream.processors.topology import Topology
 from millstream.sinks.base import SinkContext
 from millstream.topics import Topic
 
 log = logging.getLogger("millstream.worker")
+
+PUNCTUATE_INTERVAL = 0.5
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,8 @@ class WorkerStats:
     records_in: int = 0
     records_out: int = 0
     dead_letters: int = 0
+    late_records: int = 0
+    restored_records: int = 0
     rebalances: int = 0
     commits: int = 0
 
@@ -89,6 +95,9 @@ class Worker:
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
         self._dlq: DeadLetterQueue | None = None
+        self._state: StateManager | None = None
+        self._contexts: dict[tuple[str, int], PartitionContext] = {}
+        self._client_id = f"{topology.app_id}-{os.getpid()}"
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -108,8 +117,8 @@ class Worker:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: self.stop())
         provision_topics(self.topology, self.settings)
-        self._start_clients()
         try:
+            self._start()
             self._loop()
         except BaseException:
             self._failed = True
@@ -118,50 +127,75 @@ class Worker:
             self._shutdown()
         return self.stats
 
-    def _start_clients(self) -> None:
-        config = self.config
-        client_id = f"{self.topology.app_id}-{os.getpid()}"
+    def _start(self) -> None:
+        config, topology = self.config, self.topology
         self._producer = make_producer(
             self.settings,
-            client_id=client_id,
+            client_id=self._client_id,
             on_delivery=self.checkpoint.on_delivery,
             **{"delivery.report.only.error": True, **config.producer_config},
         )
-        self._dlq = DeadLetterQueue(self.topology.dlq_topic, self._producer.produce)
-        self._consumer = make_consumer(
-            self.settings,
-            self.topology.app_id,
-            client_id=client_id,
-            **{**group_protocol_config(config.group_protocol), **config.consumer_config},
-        )
-        context = SinkContext(self.topology.app_id, self.settings, self._producer)
-        for sink in self.topology.sinks:
+        self._dlq = DeadLetterQueue(topology.dlq_topic, self.produce_waiting)
+        if topology.stateful:
+            self._state = StateManager(
+                topology.app_id,
+                topology.store_specs(),
+                self.settings.local_dir / "state",
+                Restorer(self._restore_consumer),
+                TopicAdmin(self.settings),
+            )
+        context = SinkContext(topology.app_id, self.settings, self._producer)
+        for sink in topology.sinks:
             sink.open(context)
-        for roots in self.topology.sources.values():
+        for roots in topology.sources.values():
             for root in roots:
                 root.bind(self)
+        for table in topology.global_tables:
+            table.start(self.settings)
+        self._consumer = make_consumer(
+            self.settings,
+            topology.app_id,
+            client_id=self._client_id,
+            **{**group_protocol_config(config.group_protocol), **config.consumer_config},
+        )
         self._consumer.subscribe(
-            list(self.topology.sources),
+            list(topology.sources),
             on_assign=self._on_assign,
             on_revoke=self._on_revoke,
             on_lost=self._on_lost,
         )
         log.info(
             "worker %s started in group %r on %s",
-            client_id,
-            self.topology.app_id,
-            ", ".join(self.topology.sources),
+            self._client_id,
+            topology.app_id,
+            ", ".join(topology.sources),
+        )
+
+    def _restore_consumer(self) -> Consumer:
+        return make_consumer(
+            self.settings,
+            f"{self.topology.app_id}-restore",
+            client_id=f"{self._client_id}-restore",
+            **{"isolation.level": "read_committed", "fetch.max.bytes": 52428800},
         )
 
     def _loop(self) -> None:
         assert self._consumer is not None and self._producer is not None
         consume, poll = self._consumer.consume, self._producer.poll
         batch_size, timeout = self.config.batch_size, self.config.poll_timeout
+        tables = self.topology.global_tables
+        next_punctuation = time.monotonic() + PUNCTUATE_INTERVAL
         while not self._stop.is_set():
+            for table in tables:
+                table.poll()
             messages = consume(batch_size, timeout)
             if messages:
                 self._process(messages)
             poll(0)
+            now = time.monotonic()
+            if now >= next_punctuation:
+                self._punctuate(now)
+                next_punctuation = now + PUNCTUATE_INTERVAL
             if self.checkpoint.due():
                 self._commit()
 
@@ -173,15 +207,20 @@ class Worker:
         finally:
             if consumer is not None:
                 consumer.close()
+            if self._state is not None:
+                self._state.close()
             for sink in self.topology.sinks:
                 sink.close()
+            for table in self.topology.global_tables:
+                table.close()
             if producer is not None:
                 producer.flush(10)
         log.info(
-            "worker stopped: %d in, %d out, %d dead letters, %d commits",
+            "worker stopped: %d in, %d out, %d dead letters, %d late, %d commits",
             self.stats.records_in,
             self.stats.records_out,
             self.stats.dead_letters,
+            self.stats.late_records,
             self.stats.commits,
         )
 
@@ -189,15 +228,22 @@ class Worker:
 
     def _process(self, messages: list[Message]) -> None:
         pending = self.checkpoint.pending
-        topics = self.topology.topics
-        sources = self.topology.sources
-        for topic, partition, run in _partition_runs(messages):
+        topics, sources, contexts = self.topology.topics, self.topology.sources, self._contexts
+        for topic, partition, run in partition_runs(messages):
             self.stats.records_in += len(run)
+            part = contexts.get((topic, partition))
+            if part is None:
+                part = contexts[(topic, partition)] = PartitionContext(topic, partition)
+            next_offset = run[-1].offset() + 1
+            part.next_offset = next_offset
+            for store in part.stores.values():
+                store.source_offset = next_offset
+                store.touched = True
             rows = self._deserialize(topics[topic], run)
             if rows:
                 for root in sources[topic]:
-                    root.process(rows)
-            pending[(topic, partition)] = run[-1].offset() + 1
+                    root.process(rows, part)
+            pending[(topic, partition)] = next_offset
         if self._dlq is not None:
             self.stats.dead_letters = self._dlq.count
 
@@ -212,11 +258,23 @@ class Worker:
                 self.dead_letter(m, exc, f"deserialize({topic.name})")
         return rows
 
+    def _punctuate(self, now: float) -> None:
+        for step in self.topology.stateful:
+            for (topic, _), part in list(self._contexts.items()):
+                if topic == step.source and part.stores:
+                    step.punctuate(part, now)
+
     # -- StepRuntime -----------------------------------------------------------
 
     def dead_letter(self, message: Message, error: BaseException, step: str) -> None:
         assert self._dlq is not None
         self._dlq.send(message, error, step)
+
+    def late(self, message: Message, reason: str, step: str, to_topic: bool) -> None:
+        self.stats.late_records += 1
+        if to_topic:
+            assert self._dlq is not None
+            self._dlq.send(message, LateRecord(reason), step, topic=self.topology.late_topic)
 
     def produce(self, topic: str, key: bytes | None, value: bytes | None, timestamp: int) -> None:
         assert self._producer is not None
@@ -230,63 +288,77 @@ class Worker:
                 producer.poll(0.05)
         self.stats.records_out += 1
 
+    def produce_waiting(self, *args: Any, **kwargs: Any) -> None:
+        """``Producer.produce`` that waits for room in a full local queue instead of raising."""
+        assert self._producer is not None
+        while True:
+            try:
+                self._producer.produce(*args, **kwargs)
+                return
+            except BufferError:
+                self._producer.poll(0.05)
+
     # -- checkpoints and rebalances -------------------------------------------------
 
     def _commit(self) -> None:
         assert self._consumer is not None and self._producer is not None
-        self.checkpoint.commit(self._consumer, self._producer, self.topology.sinks)
+        self.checkpoint.commit(
+            self._consumer, self._producer, self.topology.sinks, self._state, self.produce_waiting
+        )
         self.stats.commits = self.checkpoint.commits
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.stats.rebalances += 1
         log.info("assigned %s", _describe(partitions))
+        state = self._state
+        if state is not None:
+            for tp in partitions:
+                if state.has_stores(tp.topic):
+                    seek = self._open_partition(state, tp.topic, tp.partition)
+                    if seek is not None:
+                        tp.offset = seek
+            self.stats.restored_records = state.restorer.restored_records
+        consumer.incremental_assign(partitions)
+
+    def _open_partition(self, state: StateManager, topic: str, partition: int) -> int | None:
+        stores, seek = state.open_partition(topic, partition)
+        part = PartitionContext(topic, partition, stores)
+        self._contexts[(topic, partition)] = part
+        for step in self.topology.stateful_steps(topic):
+            step.open_partition(part)
+        return seek
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.stats.rebalances += 1
         log.info("revoked %s", _describe(partitions))
         if not self._failed and partitions:
             self._commit()
-        self.checkpoint.forget((tp.topic, tp.partition) for tp in partitions)
+        self._close_partitions(partitions, lost=False)
+        consumer.incremental_unassign(partitions)
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.warning("lost %s without a commit; their new owners reprocess", _describe(partitions))
+        self._close_partitions(partitions, lost=True)
+        consumer.incremental_unassign(partitions)
+
+    def _close_partitions(self, partitions: list[TopicPartition], *, lost: bool) -> None:
         self.checkpoint.forget((tp.topic, tp.partition) for tp in partitions)
+        for tp in partitions:
+            self._contexts.pop((tp.topic, tp.partition), None)
+            for step in self.topology.stateful_steps(tp.topic):
+                step.close_partition(tp.partition)
+            if self._state is not None:
+                if lost:
+                    self._state.drop_partition(tp.topic, tp.partition)
+                else:
+                    self._state.close_partition(tp.topic, tp.partition)
 
 
-def _partition_runs(messages: list[Message]) -> Iterator[tuple[str, int, list[Message]]]:
-    """Split a consumed batch into consecutive runs of one topic-partition, in order.
-
-    Error events in the batch are not records: fatal ones raise, the rest are logged.
-    """
-    run: list[Message] = []
-    current: tuple[str, int] | None = None
-    for m in messages:
-        error = m.error()
-        if error is not None:
-            _consumer_error(error)
-            continue
-        tp = (m.topic(), m.partition())
-        if tp != current:
-            if run:
-                assert current is not None
-                yield current[0], current[1], run
-            run, current = [], tp
-        run.append(m)
-    if run and current is not None:
-        yield current[0], current[1], run
-
-
-def _consumer_error(error: Any) -> None:
-    mapped: KafkaError = from_client_error(error, "consuming")
-    if error.fatal():
-        raise mapped
-    log.warning("%s", mapped)
+class LateRecord(Exception):
+    """The reason a late record was routed to the late topic."""
 
 
 def _describe(partitions: list[TopicPartition]) -> str:
     if not partitions:
         return "nothing"
     return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions)
-
-
-__all__ = ["MillstreamError", "Worker", "WorkerConfig", "WorkerStats"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -34,7 +35,7 @@ def produce(
     *,
     timestamps: Iterable[int] | None = None,
 ) -> int:
-    """Produce (key, value) pairs and flush; returns the count. Fails the test on delivery errors."""
+    """Produce (key, value) pairs and flush; returns the count. Fails on delivery errors."""
     errors: list[str] = []
     producer = make_producer(
         settings, on_delivery=lambda err, _msg: err and errors.append(str(err))
@@ -83,7 +84,9 @@ def consume_all(
     Fails with a clear message when the records do not arrive within ``timeout``.
     """
     ends = end_offsets(settings, topic)
-    consumer = make_consumer(settings, f"reader-{uuid.uuid4().hex}", **{"group.protocol": "classic"})
+    consumer = make_consumer(
+        settings, f"reader-{uuid.uuid4().hex}", **{"group.protocol": "classic"}
+    )
     consumer.assign([TopicPartition(topic, p, 0) for p in ends])
     out: list[Consumed] = []
     positions = dict.fromkeys(ends, 0)
@@ -116,7 +119,9 @@ def consume_all(
     return out
 
 
-def wait_for(condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.2) -> None:
+def wait_for(
+    condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.2
+) -> None:
     """Poll ``condition`` until true; fail naming ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while not condition():
@@ -134,7 +139,5 @@ def delete_topics(settings: Settings, names: Iterable[str]) -> None:
     admin = make_admin(settings)
     futures = admin.delete_topics(list(names), operation_timeout=10)
     for future in futures.values():
-        try:
+        with contextlib.suppress(Exception):
             future.result(10)
-        except Exception:  # noqa: BLE001 - cleanup of topics that may not exist
-            pass

@@ -4,7 +4,14 @@ Everything above it (producers, sinks, processors, the CLI) asks this package
 for clients and topic administration, and receives millstream errors.
 """
 
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, Message, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_END,
+    Consumer,
+    Message,
+    Producer,
+    TopicPartition,
+)
 
 from millstream.kafka.admin import TopicAdmin, TopicInfo, TopicSpec, check_connection
 from millstream.kafka.clients import make_admin, make_consumer, make_producer

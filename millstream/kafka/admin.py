@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
+from confluent_kafka import KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, OffsetSpec, ResourceType
 
 from millstream.config import Settings
 from millstream.errors import BrokerUnreachableError, KafkaError, TopicNotFoundError
@@ -85,9 +85,7 @@ class TopicAdmin:
         specs = list(specs)
         if not specs:
             return []
-        default_replication = self._settings.topic_replication_factor or min(
-            3, self.broker_count()
-        )
+        default_replication = self._settings.topic_replication_factor or min(3, self.broker_count())
         new = [
             NewTopic(
                 s.name,
@@ -122,6 +120,20 @@ class TopicAdmin:
                 future.result(timeout=self._timeout)
             except KafkaException as exc:
                 raise from_exception(exc, f"deleting topic {name!r}") from exc
+
+    def end_offsets(self, partitions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """The end offset (high watermark) of each (topic, partition), in one request."""
+        request = {TopicPartition(t, p): OffsetSpec.latest() for t, p in partitions}
+        if not request:
+            return {}
+        try:
+            futures = self._client.list_offsets(request, request_timeout=self._timeout)
+            return {
+                (tp.topic, tp.partition): future.result(timeout=self._timeout).offset
+                for tp, future in futures.items()
+            }
+        except KafkaException as exc:
+            raise from_exception(exc, "listing end offsets") from exc
 
     def _topic_config(self, name: str) -> dict[str, str]:
         resource = ConfigResource(ResourceType.TOPIC, name)

@@ -15,12 +15,12 @@ from typing import Any
 
 import orjson
 import pytest
+from support import consume_all, delete_topics, produce, produce_json, record_count, wait_for
 
 from millstream import App, BrokerUnreachableError
 from millstream.config import Settings, load_settings
 from millstream.kafka import TopicAdmin, TopicSpec
 from millstream.processors import WorkerStats
-from support import consume_all, delete_topics, produce, produce_json, record_count, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 MILLSTREAM = [sys.executable, "-m", "millstream"]
@@ -156,7 +156,11 @@ def test_two_worker_processes_share_partitions(
 
 def _assigned_pids(tmp_path: Path) -> int:
     lines = (tmp_path / "workers.log").read_text().splitlines()
-    pids = {line.split("[")[1].split("]")[0] for line in lines if "millstream.worker" in line and " assigned " in line}
+    pids = {
+        line.split("[")[1].split("]")[0]
+        for line in lines
+        if "millstream.worker" in line and " assigned " in line
+    }
     return len(pids)
 
 

@@ -1,0 +1,151 @@
+"""Grouped and windowed streams: ``stream.group_by(...).window(w).count()``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from millstream.errors import ConfigurationError
+from millstream.processors.state.manager import StoreKind
+from millstream.processors.stream import Stream
+from millstream.processors.windows import aggregations
+from millstream.processors.windows.aggregations import Aggregation
+from millstream.processors.windows.base import LatePolicy, WindowStep
+from millstream.processors.windows.definitions import Hopping, Session, Sliding, Window
+from millstream.processors.windows.fixed import FixedWindowStep
+from millstream.processors.windows.session import SessionWindowStep
+from millstream.processors.windows.sliding import SlidingWindowStep
+
+if TYPE_CHECKING:
+    from millstream.processors.topology import Topology
+
+
+class GroupedStream:
+    """Records whose key is the group key, each key in exactly one partition."""
+
+    def __init__(self, stream: Stream, source: str, topology: Topology) -> None:
+        self._stream = stream
+        self._source = source
+        self._topology = topology
+
+    def window(
+        self,
+        window: Window,
+        *,
+        name: str | None = None,
+        store: StoreKind = "memory",
+        late: LatePolicy = "drop",
+        idle_timeout: timedelta | float | None = None,
+    ) -> WindowedStream:
+        """Aggregate by ``window``; ``name`` names the store and its changelog topic."""
+        if not isinstance(window, Window):
+            raise ConfigurationError("window", f"{window!r} is not a millstream window")
+        if store not in ("memory", "rocksdb"):
+            raise ConfigurationError("store", "must be 'memory' or 'rocksdb'")
+        if late not in ("drop", "topic"):
+            raise ConfigurationError("late", "must be 'drop' or 'topic'")
+        idle_ms = None
+        if idle_timeout is not None:
+            seconds = (
+                idle_timeout.total_seconds()
+                if isinstance(idle_timeout, timedelta)
+                else float(idle_timeout)
+            )
+            if seconds <= 0:
+                raise ConfigurationError("idle_timeout", "must be a positive duration")
+            idle_ms = int(seconds * 1000)
+        store_name = self._topology.unique_store_name(name or f"{window.kind}-window")
+        return WindowedStream(
+            self._stream, window, store_name, self._source, store, late, idle_ms, self._topology
+        )
+
+
+class WindowedStream:
+    """A grouped stream with a window; pick an aggregation to get a stream of results."""
+
+    def __init__(
+        self,
+        stream: Stream,
+        window: Window,
+        store_name: str,
+        source: str,
+        store: StoreKind,
+        late: LatePolicy,
+        idle_ms: int | None,
+        topology: Topology,
+    ) -> None:
+        self._stream = stream
+        self._window = window
+        self._options: dict[str, Any] = {
+            "store_name": store_name,
+            "source": source,
+            "store_kind": store,
+            "late": late,
+            "idle_timeout_ms": idle_ms,
+        }
+        self._topology = topology
+
+    def count(self) -> WindowResults:
+        return self._build(aggregations.count())
+
+    def sum(self, fn: Callable[[Any], Any]) -> WindowResults:
+        return self._build(aggregations.total(fn))
+
+    def min(self, fn: Callable[[Any], Any]) -> WindowResults:
+        return self._build(aggregations.minimum(fn))
+
+    def max(self, fn: Callable[[Any], Any]) -> WindowResults:
+        return self._build(aggregations.maximum(fn))
+
+    def mean(self, fn: Callable[[Any], Any]) -> WindowResults:
+        return self._build(aggregations.mean(fn))
+
+    def reduce(self, fn: Callable[[Any, Any], Any]) -> WindowResults:
+        """Combine values pairwise with ``fn(accumulated, value)``."""
+        return self._build(aggregations.reduce(fn))
+
+    def aggregate(
+        self,
+        initial: Any,
+        add: Callable[[Any, Any], Any],
+        merge: Callable[[Any, Any], Any] | None = None,
+    ) -> WindowResults:
+        """Fold values with ``add(acc, value)`` from ``initial`` (a value or a factory)."""
+        return self._build(aggregations.aggregate(initial, add, merge))
+
+    def _build(self, aggregation: Aggregation) -> WindowResults:
+        window = self._window
+        step: WindowStep
+        if isinstance(window, Hopping):
+            step = FixedWindowStep(window, aggregation=aggregation, **self._options)
+        elif isinstance(window, Sliding):
+            step = SlidingWindowStep(window, aggregation=aggregation, **self._options)
+        elif isinstance(window, Session):
+            step = SessionWindowStep(window, aggregation=aggregation, **self._options)
+        else:
+            raise ConfigurationError("window", f"unsupported window {window!r}")
+        self._topology.add_store(step)
+        stream = self._stream._then(step)
+        return WindowResults(stream, step)
+
+
+class WindowResults(Stream):
+    """The results of a windowed aggregation: ``.final()`` (default) or ``.current()``.
+
+    Each result has the group key as key and ``{"start", "end", "value"}`` as value.
+    """
+
+    def __init__(self, stream: Stream, step: WindowStep) -> None:
+        super().__init__(stream._step, stream._topology, stream._source)
+        self._window_step = step
+
+    def final(self) -> WindowResults:
+        """Emit each window once, when it closes."""
+        self._window_step.emit_mode = "final"
+        return self
+
+    def current(self) -> WindowResults:
+        """Emit a window's aggregate after every update."""
+        self._window_step.emit_mode = "current"
+        return self
