@@ -10,12 +10,16 @@ from typing import Any, Literal
 from millstream.config import Settings, load_settings
 from millstream.errors import ConfigurationError
 from millstream.processors import Stream, Topology, Worker, WorkerConfig, WorkerStats
+from millstream.processors.handlers import ProcessorContext, ProcessorStep, Record, Table
+from millstream.processors.state.manager import StoreKind
 from millstream.processors.tables import GlobalTable
 from millstream.serde import SerdeSpec
 from millstream.topics import Topic, declare_topic
 
 Guarantee = Literal["at_least_once", "exactly_once"]
 GroupProtocol = Literal["consumer", "classic"]
+
+ProcessorFn = Callable[[Record, ProcessorContext], None]
 
 _APP_ID = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
 
@@ -79,6 +83,8 @@ class App:
             producer_config=dict(producer_config or {}),
         )
         self.topology = Topology(app_id)
+        self._tables: dict[str, Table] = {}
+        self._table_sources: dict[str, str] = {}
 
     def topic(
         self,
@@ -118,6 +124,50 @@ class App:
         table = GlobalTable(self._topic(topic), name)
         self.topology.global_tables.append(table)
         return table
+
+    def table(self, name: str, *, store: StoreKind = "memory") -> Table:
+        """Declare a key-value table for :meth:`processor` functions.
+
+        It is partitioned like the input of the processor that uses it, and backed by
+        the compacted changelog topic ``{app_id}-{name}-changelog``.
+        """
+        if store not in ("memory", "rocksdb"):
+            raise ConfigurationError("store", f"must be 'memory' or 'rocksdb', not {store!r}")
+        if name in self._tables:
+            raise ConfigurationError("table", f"table {name!r} is declared twice")
+        self._tables[name] = Table(self.topology.unique_name(name), store)
+        return self._tables[name]
+
+    def processor(
+        self, topic: Topic | str, *, tables: list[Table | str] | None = None
+    ) -> Callable[[ProcessorFn], ProcessorFn]:
+        """Register ``fn(record, ctx)`` to run for every record of ``topic``.
+
+        Raises:
+            ConfigurationError: a table is unknown or already used with another topic.
+        """
+        source = self._topic(topic)
+
+        def register(fn: ProcessorFn) -> ProcessorFn:
+            attached = [self._attach_table(t, source.name) for t in tables or []]
+            step = ProcessorStep(fn, source.name, attached)
+            self.topology.add_store(step)
+            root = self.topology.stream(source)
+            root._step.children.append(step)
+            return fn
+
+        return register
+
+    def _attach_table(self, table: Table | str, source: str) -> Table:
+        name = table if isinstance(table, str) else table.name
+        if name not in self._tables:
+            raise ConfigurationError("tables", f"table {name!r} was not declared with app.table")
+        owner = self._table_sources.setdefault(name, source)
+        if owner != source:
+            raise ConfigurationError(
+                "tables", f"table {name!r} is partitioned like {owner!r}, not {source!r}"
+            )
+        return self._tables[name]
 
     def _topic(self, topic: Topic | str) -> Topic:
         if isinstance(topic, Topic):

@@ -12,6 +12,8 @@ from typing import Any
 import orjson
 
 from millstream.config import Settings
+from confluent_kafka import KafkaException
+
 from millstream.kafka import TopicPartition, make_admin, make_consumer, make_producer
 
 
@@ -62,16 +64,27 @@ def produce_json(settings: Settings, topic: str, records: Iterable[tuple[str, An
     return produce(settings, topic, ((k, orjson.dumps(v)) for k, v in records))
 
 
-def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
-    """High watermark of every partition of ``topic``."""
+def end_offsets(settings: Settings, topic: str, timeout: float = 30.0) -> dict[int, int]:
+    """High watermark of every partition of ``topic`` ({} while the topic does not exist).
+
+    Retries while a new topic's partition leaders are still being elected.
+    """
     consumer = make_consumer(settings, f"probe-{uuid.uuid4().hex}")
+    deadline = time.monotonic() + timeout
     try:
-        metadata = consumer.list_topics(topic, timeout=10)
-        partitions = metadata.topics[topic].partitions
-        return {
-            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-            for p in partitions
-        }
+        while True:
+            metadata = consumer.list_topics(topic, timeout=10)
+            if topic not in metadata.topics or metadata.topics[topic].error is not None:
+                return {}
+            try:
+                return {
+                    p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                    for p in metadata.topics[topic].partitions
+                }
+            except KafkaException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
     finally:
         consumer.close()
 

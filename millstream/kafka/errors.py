@@ -27,6 +27,19 @@ _AUTHORIZATION = {
     _CKError.CLUSTER_AUTHORIZATION_FAILED,
     _CKError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
 }
+#: Errors that go away by themselves: leadership moving, a topic still being created.
+_TRANSIENT = {
+    _CKError.NOT_LEADER_FOR_PARTITION,
+    _CKError.LEADER_NOT_AVAILABLE,
+    _CKError.REQUEST_TIMED_OUT,
+    _CKError.NOT_COORDINATOR,
+    _CKError.COORDINATOR_LOAD_IN_PROGRESS,
+    _CKError.COORDINATOR_NOT_AVAILABLE,
+    _CKError.UNKNOWN_TOPIC_OR_PART,
+    _CKError._UNKNOWN_PARTITION,
+    _CKError._TIMED_OUT,
+    _CKError._TRANSPORT,
+}
 _NOT_FOUND = {_CKError.UNKNOWN_TOPIC_OR_PART, _CKError._UNKNOWN_TOPIC, _CKError._UNKNOWN_PARTITION}
 
 
@@ -47,7 +60,8 @@ def from_client_error(error: _CKError | None, context: str) -> KafkaError:
         kind = TopicNotFoundError
     elif code == _CKError.TOPIC_ALREADY_EXISTS:
         kind = TopicAlreadyExistsError
-    return kind(detail, code=error.name(), retriable=bool(error.retriable()))
+    retriable = bool(error.retriable()) or code in _TRANSIENT
+    return kind(detail, code=error.name(), retriable=retriable)
 
 
 def from_exception(exc: BaseException, context: str) -> KafkaError:

@@ -24,7 +24,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from millstream.kafka import Consumer, TopicPartition
+from millstream.kafka import Consumer, TopicPartition, from_exception
 from millstream.processors.state.backends import Position
 from millstream.processors.state.changelog import MARKER_KEY, decode_marker
 from millstream.processors.state.store import StorePartition
@@ -51,7 +51,7 @@ class Restorer:
         tp = TopicPartition(store.changelog, store.partition)
         position = store.backend.position()
         start = position.changelog_offset if position else 0
-        low, high = consumer.get_watermark_offsets(tp, timeout=30)
+        low, high = _watermarks(consumer, tp)
         start = max(start, low)
         if position is not None:
             _adopt(store, position)
@@ -116,6 +116,20 @@ class Restorer:
         if self._consumer is not None:
             self._consumer.close()
             self._consumer = None
+
+
+def _watermarks(consumer: Consumer, tp: TopicPartition, timeout: float = 60.0) -> tuple[int, int]:
+    """Low and high watermark of ``tp``, retrying while a new topic's leaders settle."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            low, high = consumer.get_watermark_offsets(tp, timeout=10)
+            return int(low), int(high)
+        except Exception as exc:
+            error = from_exception(exc, f"reading the offsets of {tp.topic}[{tp.partition}]")
+            if not error.retriable or time.monotonic() > deadline:
+                raise error from exc
+            time.sleep(0.2)
 
 
 def _adopt(store: StorePartition, position: Position) -> None:

@@ -1,0 +1,177 @@
+"""State stores against the real cluster: restore after restart, tail-only restore on the
+same disk, a 1M-key restore, and the memory footprint of RocksDB against memory stores."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from millstream.config import Settings
+from millstream.kafka import TopicAdmin, TopicSpec
+from support import consume_all, delete_topics, produce, record_count, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKER = [sys.executable, "-m", "millstream", "worker", "tests.integration.apps.tables:app"]
+
+
+@pytest.fixture
+def names(
+    unique_name: Callable[[str], str], settings: Settings, admin: TopicAdmin
+) -> Iterator[dict[str, str]]:
+    n = {"app": unique_name("app"), "in": unique_name("in"), "out": unique_name("out")}
+    admin.create([TopicSpec(n["in"], 4)])
+    yield n
+    app = n["app"]
+    internal = [f"{app}-counts-changelog", f"{app}-dlq", f"{app}-late"]
+    delete_topics(settings, [n["in"], n["out"], *internal])
+
+
+class WorkerProcess:
+    """A worker of tests/integration/apps/tables.py in a subprocess."""
+
+    def __init__(self, names: dict[str, str], bootstrap: str, local_dir: Path, **env: str) -> None:
+        self.log_path = local_dir.with_suffix(f".{len(list(local_dir.parent.iterdir()))}.log")
+        environment = {
+            **os.environ,
+            "MILLSTREAM_BOOTSTRAP_SERVERS": bootstrap,
+            "MILLSTREAM_LOCAL_DIR": str(local_dir),
+            "TEST_APP_ID": names["app"],
+            "TEST_IN": names["in"],
+            "TEST_OUT": names["out"],
+            **env,
+        }
+        self.log = self.log_path.open("w")
+        self.proc = subprocess.Popen(
+            WORKER, cwd=ROOT, env=environment, stdout=self.log, stderr=subprocess.STDOUT
+        )
+
+    def text(self) -> str:
+        """The worker's log so far; fails the test at once if the worker has died."""
+        text = self.log_path.read_text()
+        if self.proc.poll() is not None and self.proc.returncode != 0:
+            raise AssertionError(f"worker exited with {self.proc.returncode}:\n{text[-3000:]}")
+        return text
+
+    def alive(self) -> bool:
+        self.text()
+        return True
+
+    def stop(self) -> str:
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(60)
+        self.log.close()
+        assert code == 0, self.text()[-3000:]
+        return self.text()
+
+    def rss_mb(self) -> float:
+        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        return int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024  # type: ignore[union-attr]
+
+
+def restored(log: str) -> int:
+    return sum(int(n) for n in re.findall(r"restored \S+: (\d+) changelog records", log))
+
+
+@pytest.mark.parametrize("store", ["memory", "rocksdb"])
+def test_table_state_survives_a_restart(
+    store: str, names: dict[str, str], settings: Settings, bootstrap_servers: str, tmp_path: Path
+) -> None:
+    keys, rounds = 500, 20
+    produce(settings, names["in"], ((f"k{i % keys}", b"{}") for i in range(keys * rounds)))
+    local = tmp_path / "node"
+    first = WorkerProcess(names, bootstrap_servers, local, TEST_STORE=store, TEST_EMIT="1")
+    wait_for(
+        lambda: first.alive() and record_count(settings, names["out"]) >= keys * rounds,
+        90,
+        "first outputs",
+    )
+    first.stop()
+
+    produce(settings, names["in"], ((f"k{i % keys}", b"{}") for i in range(keys * rounds)))
+    second = WorkerProcess(names, bootstrap_servers, local, TEST_STORE=store, TEST_EMIT="1")
+    wait_for(
+        lambda: second.alive() and record_count(settings, names["out"]) >= 2 * keys * rounds,
+        90,
+        "outputs",
+    )
+    log = second.stop()
+
+    latest: dict[bytes, int] = {}
+    for r in consume_all(settings, names["out"]):
+        latest[r.key] = max(latest.get(r.key, 0), r.json()["count"])
+    assert latest == {f"k{i}".encode(): 2 * rounds for i in range(keys)}
+    if store == "memory":
+        assert restored(log) >= keys, "a memory store restores its changelog in full"
+    else:
+        assert restored(log) < keys, "RocksDB on the same disk restores only the tail"
+
+
+def test_million_key_restore_full_then_tail(
+    names: dict[str, str], settings: Settings, bootstrap_servers: str, tmp_path: Path
+) -> None:
+    keys = 1_000_000
+    produce(settings, names["in"], ((f"key-{i:07d}", b"{}") for i in range(keys)))
+    builder = WorkerProcess(names, bootstrap_servers, tmp_path / "a", TEST_STORE="rocksdb")
+    changelog = f"{names['app']}-counts-changelog"
+    wait_for(
+        lambda: builder.alive() and record_count(settings, changelog) >= keys,
+        300,
+        "the 1M-key changelog",
+    )
+    builder.stop()
+
+    fresh = WorkerProcess(names, bootstrap_servers, tmp_path / "b", TEST_STORE="rocksdb")
+    wait_for(lambda: restored(fresh.text()) >= keys, 300, "the full restore")
+    full_log = fresh.stop()
+    again = WorkerProcess(names, bootstrap_servers, tmp_path / "b", TEST_STORE="rocksdb")
+    wait_for(lambda: " assigned " in again.text(), 60, "the restart")
+    wait_for(lambda: "started in group" in again.text(), 60, "startup")
+    tail_log = again.stop()
+
+    full, tail = restored(full_log), restored(tail_log)
+    seconds = [float(s) for s in re.findall(r"changelog records in ([\d.]+)s", full_log)]
+    rate = full / max(sum(seconds), 1e-6)
+    print(
+        f"\nfull restore: {full} records, {sum(seconds):.2f}s summed over partitions "
+        f"({rate:,.0f} records/s); restart on the same disk: {tail} records"
+    )
+    assert full >= keys
+    assert tail <= keys // 100, "a restart on the same disk must restore only the tail"
+
+
+def test_rocksdb_memory_does_not_grow_with_keys(
+    names: dict[str, str], settings: Settings, bootstrap_servers: str, tmp_path: Path
+) -> None:
+    keys = 2_000_000
+    produce(settings, names["in"], ((f"key-{i:08d}", b"{}") for i in range(keys)))
+    growth: dict[str, float] = {}
+    for store in ("rocksdb", "memory"):
+        app = f"{names['app']}-{store}"
+        env = {"TEST_STORE": store, "TEST_APP_ID": app}
+        worker = WorkerProcess({**names, "app": app}, bootstrap_servers, tmp_path / store, **env)
+        changelog = f"{app}-counts-changelog"
+        wait_for(
+            lambda c=changelog: worker.alive() and record_count(settings, c) >= keys // 4,
+            300,
+            "a quarter of the keys",
+        )
+        early = worker.rss_mb()
+        wait_for(
+            lambda c=changelog: worker.alive() and record_count(settings, c) >= keys,
+            300,
+            f"{store}: 2M keys",
+        )
+        late = worker.rss_mb()
+        worker.stop()
+        growth[store] = late - early
+        print(f"\n{store}: RSS {early:.0f} MB at 0.5M keys, {late:.0f} MB at 2M keys")
+        delete_topics(settings, [changelog, f"{app}-dlq", f"{app}-late"])
+    assert growth["memory"] > 100, "the memory store should grow with its keys"
+    assert growth["rocksdb"] < growth["memory"] / 3, growth
