@@ -10,10 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-
-from millstream.config import Settings
 from confluent_kafka import KafkaException
 
+from millstream.config import Settings
 from millstream.kafka import TopicPartition, make_admin, make_consumer, make_producer
 
 

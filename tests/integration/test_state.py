@@ -12,10 +12,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from support import consume_all, delete_topics, produce, record_count, wait_for
 
 from millstream.config import Settings
 from millstream.kafka import TopicAdmin, TopicSpec
-from support import consume_all, delete_topics, produce, record_count, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = [sys.executable, "-m", "millstream", "worker", "tests.integration.apps.tables:app"]
@@ -158,13 +158,13 @@ def test_rocksdb_memory_does_not_grow_with_keys(
         worker = WorkerProcess({**names, "app": app}, bootstrap_servers, tmp_path / store, **env)
         changelog = f"{app}-counts-changelog"
         wait_for(
-            lambda c=changelog: worker.alive() and record_count(settings, c) >= keys // 4,
+            lambda c=changelog, w=worker: w.alive() and record_count(settings, c) >= keys // 4,
             300,
             "a quarter of the keys",
         )
         early = worker.rss_mb()
         wait_for(
-            lambda c=changelog: worker.alive() and record_count(settings, c) >= keys,
+            lambda c=changelog, w=worker: w.alive() and record_count(settings, c) >= keys,
             300,
             f"{store}: 2M keys",
         )
