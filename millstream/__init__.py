@@ -21,5 +21,6 @@ __all__ = [
     "MillstreamError",
     "SerializationError",
     "Topic",
+    "TopicNotFoundError",
     "__version__",
 ]

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from millstream.kafka import Message
+from millstream.kafka import ConsumedRecord
 
 log = logging.getLogger("millstream.dlq")
 
@@ -36,12 +36,12 @@ class DeadLetterQueue:
         self._last_warning = 0.0
 
     def send(
-        self, message: Message, error: BaseException, step: str, *, topic: str | None = None
+        self, message: ConsumedRecord, error: BaseException, step: str, *, topic: str | None = None
     ) -> None:
         """Produce ``message`` to the dead-letter topic (or ``topic``) with the reason
         ``step`` failed."""
         error_type = type(error)
-        headers = list(message.headers() or [])
+        headers: list[tuple[str, str | bytes]] = list(message.headers() or [])
         headers += [
             (HEADER_ERROR, f"{error_type.__name__}: {error}"[:_MAX_REASON]),
             (HEADER_ERROR_TYPE, f"{error_type.__module__}.{error_type.__qualname__}"),
@@ -62,7 +62,7 @@ class DeadLetterQueue:
             self.count += 1
             self._warn(message, error, step)
 
-    def _warn(self, message: Message, error: BaseException, step: str) -> None:
+    def _warn(self, message: ConsumedRecord, error: BaseException, step: str) -> None:
         now = time.monotonic()
         if now - self._last_warning < 5.0:
             return

@@ -61,7 +61,8 @@ class MapStep(Step):
         self.name = f"map({_describe(fn)})"
 
     def process(self, rows: list[Row], part: PartitionContext) -> None:
-        fn, out = self.fn, []
+        fn = self.fn
+        out: list[Row] = []
         append = out.append
         for row in rows:
             try:
@@ -78,7 +79,8 @@ class FilterStep(Step):
         self.name = f"filter({_describe(fn)})"
 
     def process(self, rows: list[Row], part: PartitionContext) -> None:
-        fn, out = self.fn, []
+        fn = self.fn
+        out: list[Row] = []
         append = out.append
         for row in rows:
             try:
@@ -96,7 +98,8 @@ class FlatMapStep(Step):
         self.name = f"flat_map({_describe(fn)})"
 
     def process(self, rows: list[Row], part: PartitionContext) -> None:
-        fn, out = self.fn, []
+        fn = self.fn
+        out: list[Row] = []
         extend = out.extend
         for row in rows:
             key, _, ts, msg = row
@@ -114,7 +117,8 @@ class PeekStep(Step):
         self.name = f"peek({_describe(fn)})"
 
     def process(self, rows: list[Row], part: PartitionContext) -> None:
-        fn, out = self.fn, []
+        fn = self.fn
+        out: list[Row] = []
         append = out.append
         for row in rows:
             try:
@@ -134,7 +138,8 @@ class RekeyStep(Step):
         self.name = f"rekey({_describe(fn)})"
 
     def process(self, rows: list[Row], part: PartitionContext) -> None:
-        fn, out = self.fn, []
+        fn = self.fn
+        out: list[Row] = []
         append = out.append
         for row in rows:
             try:

@@ -10,21 +10,21 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from millstream.kafka import Message
+from millstream.kafka import ConsumedRecord
 
-Row = tuple[Any, Any, int, Message]
+Row = tuple[Any, Any, int, ConsumedRecord]
 
 
 class StepRuntime(Protocol):
     """What pipeline steps need from the worker that runs them."""
 
-    def dead_letter(self, message: Message, error: BaseException, step: str) -> None:
+    def dead_letter(self, message: ConsumedRecord, error: BaseException, step: str) -> None:
         """Send ``message`` to the dead-letter topic because ``step`` raised ``error``."""
 
     def produce(self, topic: str, key: bytes | None, value: bytes | None, timestamp: int) -> None:
         """Produce one record through the worker's producer, waiting for room if full."""
 
-    def late(self, message: Message, reason: str, step: str, to_topic: bool) -> None:
+    def late(self, message: ConsumedRecord, reason: str, step: str, to_topic: bool) -> None:
         """Count a late record; with ``to_topic``, produce it to the late topic with ``reason``."""
 
 

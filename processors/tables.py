@@ -39,11 +39,8 @@ class GlobalTable:
 
     def start(self, settings: Settings) -> None:
         """Assign every partition from the beginning and read up to the current end."""
-        consumer = make_consumer(
-            settings,
-            f"global-table-{self.topic.name}",
-            **{"enable.auto.commit": False, "fetch.wait.max.ms": 10},
-        )
+        overrides: dict[str, Any] = {"fetch.wait.max.ms": 10}
+        consumer = make_consumer(settings, f"global-table-{self.topic.name}", **overrides)
         metadata = consumer.list_topics(self.topic.name, timeout=settings.client_timeout)
         partitions = list(metadata.topics[self.topic.name].partitions)
         ends = {

@@ -19,6 +19,7 @@ from typing import Any
 
 from millstream.config import Settings
 from millstream.kafka import (
+    ConsumedRecord,
     Consumer,
     Message,
     Producer,
@@ -247,7 +248,7 @@ class Worker:
         if self._dlq is not None:
             self.stats.dead_letters = self._dlq.count
 
-    def _deserialize(self, topic: Topic, messages: list[Message]) -> list[Row]:
+    def _deserialize(self, topic: Topic, messages: list[ConsumedRecord]) -> list[Row]:
         key_of, value_of = topic.key_serde.deserialize, topic.value_serde.deserialize
         rows: list[Row] = []
         append = rows.append
@@ -266,11 +267,11 @@ class Worker:
 
     # -- StepRuntime -----------------------------------------------------------
 
-    def dead_letter(self, message: Message, error: BaseException, step: str) -> None:
+    def dead_letter(self, message: ConsumedRecord, error: BaseException, step: str) -> None:
         assert self._dlq is not None
         self._dlq.send(message, error, step)
 
-    def late(self, message: Message, reason: str, step: str, to_topic: bool) -> None:
+    def late(self, message: ConsumedRecord, reason: str, step: str, to_topic: bool) -> None:
         self.stats.late_records += 1
         if to_topic:
             assert self._dlq is not None

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import builtins
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, OffsetSpec, ResourceType
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AdminClient,
+    ConfigResource,
+    NewTopic,
+    OffsetSpec,
+    ResourceType,
+)
 
 from millstream.config import Settings
 from millstream.errors import BrokerUnreachableError, KafkaError, TopicNotFoundError
@@ -46,7 +54,7 @@ class TopicAdmin:
         """Number of live brokers; raises BrokerUnreachableError when none answers."""
         return len(self._metadata().brokers)
 
-    def list(self) -> list[str]:
+    def list(self) -> builtins.list[str]:
         """Names of the topics on the cluster, internal ones excluded, sorted."""
         return sorted(t for t in self._metadata().topics if not t.startswith("__"))
 
@@ -76,7 +84,7 @@ class TopicAdmin:
         replication = len(next(iter(partitions.values())).replicas) if partitions else 0
         return TopicInfo(name, len(partitions), replication, self._topic_config(name))
 
-    def create(self, specs: Iterable[TopicSpec], *, if_missing: bool = True) -> list[str]:
+    def create(self, specs: Iterable[TopicSpec], *, if_missing: bool = True) -> builtins.list[str]:
         """Create topics; returns the names created. Existing ones are skipped when ``if_missing``.
 
         Raises:
@@ -95,7 +103,7 @@ class TopicAdmin:
             )
             for s in specs
         ]
-        created = []
+        created: builtins.list[str] = []
         futures = self._client.create_topics(new, operation_timeout=self._timeout)
         for name, future in futures.items():
             try:
@@ -123,7 +131,8 @@ class TopicAdmin:
 
     def end_offsets(self, partitions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
         """The end offset (high watermark) of each (topic, partition), in one request."""
-        request = {TopicPartition(t, p): OffsetSpec.latest() for t, p in partitions}
+        latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+        request = {TopicPartition(t, p): latest for t, p in partitions}
         if not request:
             return {}
         try:
@@ -145,13 +154,11 @@ class TopicAdmin:
             raise from_exception(exc, f"describing topic {name!r}") from exc
         return {k: str(v.value) for k, v in entries.items() if not v.is_default}
 
-    def _wait_for_metadata(self, names: list[str]) -> None:
+    def _wait_for_metadata(self, names: builtins.list[str]) -> None:
         # Created topics become visible to metadata requests a moment after the
         # create call returns; producers started right away would see them unknown.
-        import time
-
         deadline = time.monotonic() + self._timeout
-        pending = set(names)
+        pending: set[str] = set(names)
         while pending and time.monotonic() < deadline:
             topics = self._metadata().topics
             pending = {

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import orjson
 from rocksdict import Options, Rdict, WriteBatch
@@ -122,7 +122,7 @@ class RocksDBBackend:
         key_of, value_of = self._codec.decode_key, self._codec.decode_value
         for raw_key, raw_value in self._db.items():
             if raw_key != _POSITION_KEY:
-                yield key_of(raw_key), value_of(raw_value)
+                yield key_of(cast(bytes, raw_key)), value_of(cast(bytes, raw_value))
 
     def apply(self, changes: dict[Any, Any], position: Position) -> None:
         key_of, value_of = self._codec.encode_key, self._codec.encode_value

@@ -13,6 +13,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable
+from typing import cast
 
 from rich.console import Console
 from rich.progress import (
@@ -24,7 +25,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from millstream.kafka import Consumer, TopicPartition, from_exception
+from millstream.kafka import ConsumedRecord, Consumer, TopicPartition, from_exception
 from millstream.processors.state.backends import Position
 from millstream.processors.state.changelog import MARKER_KEY, decode_marker
 from millstream.processors.state.store import StorePartition
@@ -88,9 +89,10 @@ class Restorer:
                         0
                     ].offset
                     continue
-                for m in messages:
-                    if m.error() is not None:
+                for message in messages:
+                    if message.error() is not None:
                         continue
+                    m = cast(ConsumedRecord, message)
                     key = m.key()
                     if key == MARKER_KEY:
                         source_offset, meta = decode_marker(m.value())
