@@ -50,6 +50,7 @@ class App:
         bootstrap_servers: str | None = None,
         processing_guarantee: Guarantee = "at_least_once",
         commit_interval: float | timedelta = 1.0,
+        transaction_timeout: float | timedelta = 10.0,
         batch_size: int = 5000,
         group_protocol: GroupProtocol = "consumer",
         auto_create_topics: bool | None = None,
@@ -59,10 +60,10 @@ class App:
     ) -> None:
         if not _APP_ID.match(app_id):
             raise ConfigurationError("app_id", f"{app_id!r} must be 1-200 of [A-Za-z0-9._-]")
-        if processing_guarantee != "at_least_once":
+        if processing_guarantee not in ("at_least_once", "exactly_once"):
             raise ConfigurationError(
                 "processing_guarantee",
-                f"{processing_guarantee!r} is not supported yet; use 'at_least_once'",
+                f"{processing_guarantee!r}: use 'at_least_once' or 'exactly_once'",
             )
         if batch_size < 1:
             raise ConfigurationError("batch_size", "must be at least 1")
@@ -77,6 +78,8 @@ class App:
         self.processing_guarantee = processing_guarantee
         self.worker_config = WorkerConfig(
             commit_interval=seconds(commit_interval, "commit_interval"),
+            exactly_once=processing_guarantee == "exactly_once",
+            transaction_timeout=seconds(transaction_timeout, "transaction_timeout"),
             batch_size=batch_size,
             group_protocol=group_protocol,
             consumer_config=dict(consumer_config or {}),

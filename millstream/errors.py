@@ -14,7 +14,8 @@ so the original stays visible in tracebacks::
     │   ├── AuthorizationError      an ACL denies the operation
     │   ├── TopicNotFoundError      a topic the app refers to does not exist
     │   ├── TopicAlreadyExistsError create of an existing topic
-    │   └── DeliveryError           a produced record could not be delivered
+    │   ├── DeliveryError           a produced record could not be delivered
+    │   └── TransactionError        a transaction could not commit (abortable or fatal)
     └── ProcessingError             a pipeline step failed (wraps user errors)
 """
 
@@ -73,6 +74,19 @@ class TopicAlreadyExistsError(KafkaError):
 
 class DeliveryError(KafkaError):
     """A produced record could not be delivered to its topic."""
+
+
+class TransactionError(KafkaError):
+    """A Kafka transaction could not commit.
+
+    ``fatal`` means the producer was fenced (another instance with the same
+    transactional id, or the transaction timed out) and must be replaced;
+    otherwise the transaction is aborted and the batch processed again.
+    """
+
+    def __init__(self, message: str, *, code: str | None = None, fatal: bool = False) -> None:
+        super().__init__(message, code=code)
+        self.fatal = fatal
 
 
 class ProcessingError(MillstreamError):

@@ -1,8 +1,12 @@
-"""Checkpoints: the moment consumed offsets become committed.
+"""Checkpoints: the moment processed input becomes committed.
 
-At-least-once order: flush sinks, flush the producer (outputs and dead letters
-are on the brokers), then commit the offsets of everything processed. If any
-step fails, nothing is committed and the records are processed again.
+At-least-once: flush sinks, write state changes to their changelogs, flush the
+producer (outputs, changelogs and dead letters are on the brokers), apply the
+state changes locally, then commit the offsets. If a step fails, nothing is
+committed and the records are processed again.
+
+Exactly-once: outputs, changelog writes and the consumed offsets go into one
+Kafka transaction; state changes are applied locally only once it committed.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from typing import Any
 
 from millstream.errors import DeliveryError
 from millstream.kafka import Consumer, Producer, TopicPartition, from_exception
+from millstream.kafka.transactions import begin_transaction, commit_transaction
 from millstream.processors.state.manager import StateManager
 from millstream.sinks.base import Sink
 
@@ -30,7 +35,7 @@ _LOST_MEMBERSHIP = {
 
 
 class Checkpoint:
-    """Tracks processed offsets per partition and commits them at each interval."""
+    """At-least-once checkpoints: tracks processed offsets and commits them per interval."""
 
     def __init__(self, interval: float, flush_timeout: float = 60.0) -> None:
         self.interval = interval
@@ -48,28 +53,28 @@ class Checkpoint:
         if error is not None and self.delivery_error is None:
             self.delivery_error = str(error)
 
+    def forget(self, partitions: Iterable[tuple[str, int]]) -> None:
+        """Drop pending offsets of partitions this worker no longer owns."""
+        for tp in partitions:
+            self.pending.pop(tp, None)
+
     def commit(
         self,
         consumer: Consumer,
         producer: Producer,
         sinks: Iterable[Sink],
-        state: StateManager | None = None,
-        produce: Callable[..., Any] | None = None,
+        state: StateManager | None,
+        produce: Callable[..., Any],
     ) -> None:
-        """Flush sinks, write state changes to their changelogs, flush the producer,
-        apply the state changes locally, then commit the pending offsets.
+        """Make everything processed so far durable, then commit its offsets.
 
         Raises:
             DeliveryError: a record could not be delivered; nothing was committed.
         """
         for sink in sinks:
             sink.flush()
-        written = state.write_changelogs(produce or producer.produce) if state else []
-        remaining = producer.flush(self.flush_timeout)
-        if remaining:
-            raise DeliveryError(f"{remaining} records not delivered within {self.flush_timeout}s")
-        if self.delivery_error is not None:
-            raise DeliveryError(f"a record could not be delivered: {self.delivery_error}")
+        written = state.write_changelogs(produce) if state else []
+        self._flush(producer)
         if state is not None:
             state.commit_local(written)
         if self.pending:
@@ -87,7 +92,47 @@ class Checkpoint:
             self.pending.clear()
         self._next = time.monotonic() + self.interval
 
-    def forget(self, partitions: Iterable[tuple[str, int]]) -> None:
-        """Drop pending offsets of partitions this worker lost without a chance to commit."""
-        for tp in partitions:
-            self.pending.pop(tp, None)
+    def _flush(self, producer: Producer) -> None:
+        remaining = producer.flush(self.flush_timeout)
+        if remaining:
+            raise DeliveryError(f"{remaining} records not delivered within {self.flush_timeout}s")
+        if self.delivery_error is not None:
+            error, self.delivery_error = self.delivery_error, None
+            raise DeliveryError(f"a record could not be delivered: {error}")
+
+
+class TransactionalCheckpoint(Checkpoint):
+    """Exactly-once checkpoints: one Kafka transaction per interval.
+
+    The worker keeps a transaction open at all times; :meth:`commit` adds the
+    changelog writes and the consumed offsets to it, commits it, applies the
+    state changes locally and opens the next one.
+    """
+
+    def commit(
+        self,
+        consumer: Consumer,
+        producer: Producer,
+        sinks: Iterable[Sink],
+        state: StateManager | None,
+        produce: Callable[..., Any],
+    ) -> None:
+        """Raises:
+        TransactionError: the transaction did not commit (``fatal`` when fenced).
+        DeliveryError: a record of the transaction could not be delivered.
+        """
+        for sink in sinks:
+            sink.flush()
+        written = state.write_changelogs(produce) if state else []
+        if not self.pending and not written:
+            self._next = time.monotonic() + self.interval
+            return
+        self._flush(producer)
+        offsets = [(t, p, o) for (t, p), o in self.pending.items()]
+        commit_transaction(producer, consumer, offsets, self.flush_timeout)
+        self.commits += 1
+        self.pending.clear()
+        if state is not None:
+            state.commit_local(written)
+        begin_transaction(producer)
+        self._next = time.monotonic() + self.interval

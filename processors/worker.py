@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from millstream.config import Settings
+from millstream.errors import DeliveryError, TransactionError
 from millstream.kafka import (
+    OFFSET_BEGINNING,
     ConsumedRecord,
     Consumer,
     Message,
@@ -28,10 +30,17 @@ from millstream.kafka import (
     make_consumer,
     make_producer,
 )
+from millstream.kafka.transactions import (
+    abort_transaction,
+    begin_transaction,
+    init_transactions,
+    transactional_config,
+)
 from millstream.processors.batches import partition_runs
-from millstream.processors.checkpoint import Checkpoint
+from millstream.processors.checkpoint import Checkpoint, TransactionalCheckpoint
 from millstream.processors.context import PartitionContext
 from millstream.processors.dead_letters import DeadLetterQueue
+from millstream.processors.identity import WorkerSlot
 from millstream.processors.provisioning import provision_topics
 from millstream.processors.rows import Row
 from millstream.processors.state.manager import StateManager
@@ -50,6 +59,8 @@ class WorkerConfig:
     """How a worker processes: validated by the App before a worker exists."""
 
     commit_interval: float = 1.0
+    exactly_once: bool = False
+    transaction_timeout: float = 10.0
     batch_size: int = 5000
     poll_timeout: float = 0.2
     group_protocol: str = "consumer"
@@ -67,6 +78,7 @@ class WorkerStats:
     late_records: int = 0
     restored_records: int = 0
     rebalances: int = 0
+    aborts: int = 0
     commits: int = 0
 
 
@@ -90,9 +102,15 @@ class Worker:
         self.settings = settings
         self.config = config
         self.stats = WorkerStats()
-        self.checkpoint = Checkpoint(config.commit_interval)
+        self.checkpoint = (
+            TransactionalCheckpoint(config.commit_interval)
+            if config.exactly_once
+            else Checkpoint(config.commit_interval)
+        )
         self._stop = threading.Event()
         self._failed = False
+        self._fenced = False
+        self._slot: WorkerSlot | None = None
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
         self._dlq: DeadLetterQueue | None = None
@@ -119,13 +137,22 @@ class Worker:
                 signal.signal(sig, lambda *_: self.stop())
         provision_topics(self.topology, self.settings)
         try:
-            self._start()
-            self._loop()
+            while True:
+                self._start()
+                try:
+                    self._loop()
+                    break
+                except ProducerFenced:
+                    log.warning("this worker was fenced; rejoining with a new producer")
+                    self._shutdown()
+                    self._fenced = False
         except BaseException:
             self._failed = True
             raise
         finally:
             self._shutdown()
+            if self._slot is not None:
+                self._slot.release()
         return self.stats
 
     def _start(self) -> None:
@@ -134,8 +161,15 @@ class Worker:
             self.settings,
             client_id=self._client_id,
             on_delivery=self.checkpoint.on_delivery,
-            **{"delivery.report.only.error": True, **config.producer_config},
+            **{
+                "delivery.report.only.error": True,
+                **self._transactional_config(),
+                **config.producer_config,
+            },
         )
+        if config.exactly_once:
+            init_transactions(self._producer, config.transaction_timeout * 3)
+            begin_transaction(self._producer)
         self._dlq = DeadLetterQueue(topology.dlq_topic, self.produce_waiting)
         if topology.stateful:
             self._state = StateManager(
@@ -172,6 +206,14 @@ class Worker:
             ", ".join(topology.sources),
         )
 
+    def _transactional_config(self) -> dict[str, Any]:
+        if not self.config.exactly_once:
+            return {}
+        if self._slot is None:
+            self._slot = WorkerSlot(self.settings.local_dir / "state", self.topology.app_id)
+        timeout_ms = int(self.config.transaction_timeout * 1000)
+        return transactional_config(self._slot.transactional_id, timeout_ms)
+
     def _restore_consumer(self) -> Consumer:
         return make_consumer(
             self.settings,
@@ -202,14 +244,20 @@ class Worker:
 
     def _shutdown(self) -> None:
         consumer, producer = self._consumer, self._producer
+        self._consumer = self._producer = None
         try:
-            if not self._failed and consumer is not None and producer is not None:
+            if not (self._failed or self._fenced) and consumer is not None and producer:
+                self._consumer, self._producer = consumer, producer
                 self._commit()
+                self._consumer = self._producer = None
         finally:
             if consumer is not None:
                 consumer.close()
             if self._state is not None:
                 self._state.close()
+                self._state = None
+            self._contexts.clear()
+            self.checkpoint.pending.clear()
             for sink in self.topology.sinks:
                 sink.close()
             for table in self.topology.global_tables:
@@ -302,11 +350,60 @@ class Worker:
     # -- checkpoints and rebalances -------------------------------------------------
 
     def _commit(self) -> None:
-        assert self._consumer is not None and self._producer is not None
-        self.checkpoint.commit(
-            self._consumer, self._producer, self.topology.sinks, self._state, self.produce_waiting
-        )
+        consumer, producer = self._consumer, self._producer
+        if consumer is None or producer is None or self._fenced:
+            return
+        try:
+            self.checkpoint.commit(
+                consumer, producer, self.topology.sinks, self._state, self.produce_waiting
+            )
+        except (TransactionError, DeliveryError) as exc:
+            if not self.config.exactly_once:
+                raise
+            self._abort(exc)
         self.stats.commits = self.checkpoint.commits
+
+    def _abort(self, cause: Exception) -> None:
+        """Abort the open transaction and rewind to the last committed state and offsets.
+
+        Raises:
+            ProducerFenced: the producer cannot go on; the worker must rejoin.
+        """
+        assert self._producer is not None and self._consumer is not None
+        if isinstance(cause, TransactionError) and cause.fatal:
+            self._fenced = True
+            raise ProducerFenced(str(cause)) from cause
+        log.warning("transaction aborted (%s); reprocessing from the last commit", cause)
+        try:
+            abort_transaction(self._producer, self.config.transaction_timeout * 3)
+        except TransactionError as exc:
+            self._fenced = True
+            raise ProducerFenced(str(exc)) from exc
+        self.stats.aborts += 1
+        self.checkpoint.pending.clear()
+        self.checkpoint.delivery_error = None
+        if self._state is not None:
+            self._state.discard()
+        for (topic, _), part in self._contexts.items():
+            for step in self.topology.stateful_steps(topic):
+                if part.stores:
+                    step.open_partition(part)
+        self._rewind(self._consumer)
+        begin_transaction(self._producer)
+
+    def _rewind(self, consumer: Consumer) -> None:
+        assigned = consumer.assignment()
+        if not assigned:
+            return
+        for tp in consumer.committed(assigned, timeout=self.settings.client_timeout):
+            part = self._contexts.get((tp.topic, tp.partition))
+            stores = part.stores.values() if part is not None else ()
+            offset = (
+                tp.offset
+                if tp.offset >= 0
+                else max((s.source_offset for s in stores), default=OFFSET_BEGINNING)
+            )
+            consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.stats.rebalances += 1
@@ -332,7 +429,7 @@ class Worker:
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.stats.rebalances += 1
         log.info("revoked %s", _describe(partitions))
-        if not self._failed and partitions:
+        if not (self._failed or self._fenced) and partitions:
             self._commit()
         self._close_partitions(partitions, lost=False)
         consumer.incremental_unassign(partitions)
@@ -341,6 +438,9 @@ class Worker:
         log.warning("lost %s without a commit; their new owners reprocess", _describe(partitions))
         self._close_partitions(partitions, lost=True)
         consumer.incremental_unassign(partitions)
+        if self.config.exactly_once and not self._fenced:
+            # The open transaction holds work of the lost partitions: it must not commit.
+            self._abort(TransactionError("partitions were lost"))
 
     def _close_partitions(self, partitions: list[TopicPartition], *, lost: bool) -> None:
         self.checkpoint.forget((tp.topic, tp.partition) for tp in partitions)
@@ -353,6 +453,10 @@ class Worker:
                     self._state.drop_partition(tp.topic, tp.partition)
                 else:
                     self._state.close_partition(tp.topic, tp.partition)
+
+
+class ProducerFenced(Exception):
+    """The transactional producer was fenced; the worker rejoins with a new one."""
 
 
 class LateRecord(Exception):

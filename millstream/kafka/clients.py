@@ -37,6 +37,8 @@ CONSUMER_DEFAULTS: dict[str, Any] = {
     "fetch.wait.max.ms": 100,
     "queued.min.messages": 100000,
     "enable.partition.eof": False,
+    # Never read records of aborted (or still open) transactions.
+    "isolation.level": "read_committed",
 }
 
 

@@ -82,6 +82,7 @@ class StateManager:
             )
             self.restorer.restore(store)
             store.source_offset_applied = store.source_offset
+            store.mark_committed()
             stores[spec.name] = store
         self.open[(topic, partition)] = stores
         positions = [s.source_offset for s in stores.values() if s.source_offset > 0]

@@ -34,6 +34,7 @@ class StorePartition:
         #: Changelog offset after the last marker produced, known once delivered.
         self.pending_changelog_offset: int | None = None
         self.changelog_offset = 0
+        self._committed: tuple[int, dict[str, Any]] = (0, {})
 
     def get(self, key: Any, default: Any = None) -> Any:
         changes = self.changes
@@ -83,12 +84,20 @@ class StorePartition:
         self.changes = {}
         self.pending_changelog_offset = None
         self.touched = False
+        self.mark_committed()
+
+    def mark_committed(self) -> None:
+        """Remember the current source offset and metadata as the committed ones."""
+        self._committed = (self.source_offset, dict(self.meta))
 
     def discard(self) -> None:
-        """Drop buffered changes (the transaction that made them did not commit)."""
+        """Drop buffered changes and return to the last committed source offset and
+        metadata (the transaction that made the changes did not commit)."""
         self.changes = {}
         self.pending_changelog_offset = None
         self.touched = False
+        self.source_offset, meta = self._committed
+        self.meta = dict(meta)
 
     def close(self) -> None:
         self.backend.close()
