@@ -53,6 +53,30 @@ class Settings(BaseSettings):
     )
     auto_create_topics: bool = True
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    dev_port: int = Field(
+        default=19092,
+        ge=1024,
+        le=65000,
+        description=(
+            "First port of the local dev cluster: node i listens on dev_port + 2*(i-1) "
+            "(broker) and the port after it (controller)."
+        ),
+    )
+    dev_kafka_version: str | None = Field(
+        default=None,
+        pattern=r"^\d+\.\d+\.\d+$",
+        description="Kafka version of the local dev cluster; default the packaged pom's.",
+    )
+    dev_heap: str = Field(
+        default="512m",
+        pattern=r"^\d+[kmgKMG]$",
+        description="JVM heap (-Xms and -Xmx) of each local dev cluster node, e.g. 512m.",
+    )
+    dev_start_timeout: float = Field(
+        default=120.0,
+        gt=0,
+        description="Seconds `millstream dev up` waits for the cluster to serve requests.",
+    )
 
     @field_validator("bootstrap_servers")
     @classmethod
