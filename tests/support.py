@@ -157,3 +157,46 @@ def delete_topics(settings: Settings, names: Iterable[str]) -> None:
     for future in futures.values():
         with contextlib.suppress(Exception):
             future.result(10)
+
+
+class TopicReader:
+    """Reads a topic from the beginning, incrementally, as a read_committed consumer.
+
+    ``poll()`` takes what arrived since the last call; ``records`` holds everything read.
+    """
+
+    def __init__(self, settings: Settings, topic: str) -> None:
+        self.topic = topic
+        self.records: list[Consumed] = []
+        self._consumer = make_consumer(settings, f"reader-{uuid.uuid4().hex}")
+        partitions: dict[int, int] = {}
+        wait_for(
+            lambda: bool(partitions.update(end_offsets(settings, topic)) or partitions),
+            60,
+            f"topic {topic} to exist",
+        )
+        self._consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+
+    def poll(self, seconds: float = 0.5) -> int:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            batch = self._consumer.consume(10000, 0.2)
+            for m in batch:
+                if m.error():
+                    continue
+                self.records.append(
+                    Consumed(
+                        m.key(),
+                        m.value(),
+                        m.partition(),
+                        m.offset(),
+                        m.timestamp()[1],
+                        {k: v for k, v in (m.headers() or [])},
+                    )
+                )
+            if not batch:
+                break
+        return len(self.records)
+
+    def close(self) -> None:
+        self._consumer.close()

@@ -1,0 +1,125 @@
+"""Input, oracle and output checks shared by the exactly-once tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from support import consume_all, produce_json
+
+from millstream.config import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKER = [sys.executable, "-m", "millstream", "worker", "tests.integration.apps.eos:app"]
+BASE_TS = 1_750_000_000_000 - 1_750_000_000_000 % 10_000
+WINDOW_MS = 10_000
+CLOSE_TS = BASE_TS + 3 * 24 * 3600 * 1000
+
+
+@dataclass
+class EosTopics:
+    app: str
+    source: str
+    enriched: str
+    counts: str
+
+    def env(self, bootstrap: str, local_dir: Path, **extra: str) -> dict[str, str]:
+        return {
+            **os.environ,
+            "MILLSTREAM_BOOTSTRAP_SERVERS": bootstrap,
+            "MILLSTREAM_LOCAL_DIR": str(local_dir),
+            "TEST_APP_ID": self.app,
+            "TEST_IN": self.source,
+            "TEST_OUT": self.enriched,
+            "TEST_COUNTS": self.counts,
+            **extra,
+        }
+
+    def internal(self) -> list[str]:
+        return [
+            f"{self.app}-by-card-repartition",
+            f"{self.app}-card-counts-changelog",
+            f"{self.app}-dlq",
+            f"{self.app}-late",
+        ]
+
+
+def transactions(n: int, cards: int) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (
+            f"txn-{i}",
+            {
+                "id": i,
+                "card": f"card-{i % cards}",
+                "amount": (i % 997) / 10,
+                "ts": BASE_TS + i * 10,
+            },
+        )
+        for i in range(n)
+    ]
+
+
+def closers(cards: int) -> list[tuple[str, dict[str, Any]]]:
+    """One far-future record per card: closes every earlier window of its partition."""
+    return [
+        (f"close-{c}", {"id": -1, "card": f"card-{c}", "amount": 0.0, "ts": CLOSE_TS})
+        for c in range(cards)
+    ]
+
+
+def window_oracle(records: list[tuple[str, dict[str, Any]]]) -> dict[tuple[str, int], int]:
+    expected: Counter[tuple[str, int]] = Counter()
+    for _, v in records:
+        expected[(v["card"], v["ts"] - v["ts"] % WINDOW_MS)] += 1
+    return dict(expected)
+
+
+@dataclass
+class Outcome:
+    enriched_ids: Counter[int]
+    windows: Counter[tuple[str, int]]
+    values: dict[tuple[str, int], int]
+
+    def duplicates(self) -> int:
+        extra_ids = sum(c - 1 for c in self.enriched_ids.values() if c > 1)
+        return extra_ids + sum(c - 1 for c in self.windows.values() if c > 1)
+
+
+def read_outcome(settings: Settings, topics: EosTopics) -> Outcome:
+    """What a read_committed consumer sees on the two output topics."""
+    ids: Counter[int] = Counter(
+        i for r in consume_all(settings, topics.enriched) if (i := r.json()["id"]) >= 0
+    )
+    windows: Counter[tuple[str, int]] = Counter()
+    values: dict[tuple[str, int], int] = {}
+    for r in consume_all(settings, topics.counts):
+        v = r.json()
+        key = (r.key.decode(), v["start"])
+        windows[key] += 1
+        values[key] = v["value"]
+    return Outcome(ids, windows, values)
+
+
+def start_worker(
+    topics: EosTopics, bootstrap: str, local_dir: Path, log: Path, **env: str
+) -> subprocess.Popen[bytes]:
+    handle = log.open("ab")
+    return subprocess.Popen(
+        WORKER, cwd=ROOT, env=topics.env(bootstrap, local_dir, **env), stdout=handle, stderr=handle
+    )
+
+
+def stop_worker(proc: subprocess.Popen[bytes], timeout: float = 60) -> int:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    return proc.wait(timeout)
+
+
+def feed(settings: Settings, topics: EosTopics, records: list[tuple[str, dict[str, Any]]]) -> None:
+    produce_json(settings, topics.source, records)
