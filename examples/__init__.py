@@ -1,0 +1,1 @@
+"""Runnable example pipelines; ``examples.fraud`` is the fraud-detection demo."""
