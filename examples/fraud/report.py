@@ -84,12 +84,12 @@ def _n(value: int) -> str:
 
 
 def processing_table(run: DemoRun) -> Table:
-    table = Table(title="Processing", title_justify="left")
+    table = Table(title="Processing (each app: one worker thread)", title_justify="left")
     for column in ("app", "records in", "alerts out", "dead letters", "time", "rate"):
         table.add_column(column, justify="left" if column == "app" else "right")
     for app in run.apps:
         table.add_row(
-            f"{app.label} [dim]({app.app_id})[/]",
+            app.label,
             _n(app.stats.records_in),
             _n(app.stats.records_out),
             _n(app.stats.dead_letters),

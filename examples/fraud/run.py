@@ -142,7 +142,7 @@ def process(workers: list[WorkerThread], total: int, timeout: float) -> list[App
     deadline = time.monotonic() + timeout
     try:
         with _progress() as progress:
-            tasks = [progress.add_task(f"{w.label} processing", total=total) for w in workers]
+            tasks = [progress.add_task(w.label, total=total) for w in workers]
             for worker in workers:
                 worker.start()
             while True:
@@ -242,8 +242,8 @@ def run_demo(settings: Settings, count: int, seed: int, keep_topics: bool) -> De
         publish_seconds = time.monotonic() - started
         topics = {"transactions": names.transactions, "alerts": names.alerts}
         workers = [
-            WorkerThread("rules", pipeline.build_app(names.rules_app, **topics)),
-            WorkerThread("bursts", bursts.build_app(names.bursts_app, **topics)),
+            WorkerThread("pipeline (rules)", pipeline.build_app(names.rules_app, **topics)),
+            WorkerThread("bursts (windows)", bursts.build_app(names.bursts_app, **topics)),
         ]
         runs = process(workers, count, timeout=120 + count / 2_000)
         lag = sum(uncommitted(settings, w.app.app_id, names.transactions) for w in workers)
