@@ -22,7 +22,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from examples.fraud.pipeline import ALERTS_TOPIC, PARTITIONS, TRANSACTIONS_TOPIC
+from examples.fraud.pipeline import ALERTS_TOPIC, PARTITIONS, TOPIC_CONFIG, TRANSACTIONS_TOPIC
 from millstream import App
 from millstream.processors import windows
 from millstream.producers.generators import Transaction
@@ -60,8 +60,8 @@ def build_app(
 ) -> App:
     """The stateful fraud app: transactions -> sessions per card -> burst alerts."""
     app = App(app_id)
-    source = app.topic(transactions, partitions=PARTITIONS)
-    sink = app.topic(alerts, partitions=PARTITIONS)
+    source = app.topic(transactions, partitions=PARTITIONS, config=TOPIC_CONFIG)
+    sink = app.topic(alerts, partitions=PARTITIONS, config=TOPIC_CONFIG)
 
     (
         app.stream(source, timestamp=lambda tx: tx["timestamp"])

@@ -28,6 +28,9 @@ TRANSACTIONS_TOPIC = os.environ.get("FRAUD_TRANSACTIONS_TOPIC", "transactions")
 ALERTS_TOPIC = os.environ.get("FRAUD_ALERTS_TOPIC", "fraud-alerts")
 #: Partitions of both topics when the worker has to create them.
 PARTITIONS = 6
+#: Generated transactions carry event times from 2026-01-01 on, and Kafka's time-based
+#: retention (7 days by default) goes by record timestamps: keep records of any age.
+TOPIC_CONFIG = {"retention.ms": "-1"}
 
 #: Amounts are in the card's currency; every currency here is of the order of the dollar.
 LARGE_AMOUNT = 1_000.0
@@ -72,8 +75,8 @@ def build_app(
 ) -> App:
     """The stateless fraud app: transactions -> rules -> alerts."""
     app = App(app_id)
-    source = app.topic(transactions, partitions=PARTITIONS)
-    sink = app.topic(alerts, partitions=PARTITIONS)
+    source = app.topic(transactions, partitions=PARTITIONS, config=TOPIC_CONFIG)
+    sink = app.topic(alerts, partitions=PARTITIONS, config=TOPIC_CONFIG)
 
     (
         app.stream(source)

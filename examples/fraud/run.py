@@ -233,8 +233,8 @@ def run_demo(settings: Settings, count: int, seed: int, keep_topics: bool) -> De
     try:
         admin.create(
             [
-                TopicSpec(names.transactions, pipeline.PARTITIONS),
-                TopicSpec(names.alerts, pipeline.PARTITIONS),
+                TopicSpec(names.transactions, pipeline.PARTITIONS, config=pipeline.TOPIC_CONFIG),
+                TopicSpec(names.alerts, pipeline.PARTITIONS, config=pipeline.TOPIC_CONFIG),
             ]
         )
         started = time.monotonic()
