@@ -84,9 +84,14 @@ def _n(value: int) -> str:
 
 
 def processing_table(run: DemoRun) -> Table:
-    table = Table(title="Processing (each app: one worker thread)", title_justify="left")
+    table = Table(
+        title="Processing",
+        title_justify="left",
+        caption="rules: pipeline.py, bursts: bursts.py; each app ran one worker thread",
+        caption_justify="left",
+    )
     for column in ("app", "records in", "alerts out", "dead letters", "time", "rate"):
-        table.add_column(column, justify="left" if column == "app" else "right")
+        table.add_column(column, justify="left" if column == "app" else "right", no_wrap=True)
     for app in run.apps:
         table.add_row(
             app.label,
@@ -94,7 +99,7 @@ def processing_table(run: DemoRun) -> Table:
             _n(app.stats.records_out),
             _n(app.stats.dead_letters),
             f"{app.seconds:.1f} s",
-            f"{app.rate:,.0f} rec/s",
+            f"{app.rate:,.0f}/s",
         )
     return table
 

@@ -226,10 +226,8 @@ def run_demo(settings: Settings, count: int, seed: int, keep_topics: bool) -> De
     names = DemoTopics.for_run(uuid.uuid4().hex[:8])
     admin = TopicAdmin(settings)
     brokers = admin.broker_count()
-    console.print(
-        f"Kafka at {settings.bootstrap_servers} ({brokers} broker(s)); "
-        f"topics {names.transactions} -> {names.alerts}"
-    )
+    console.print(f"Kafka at {settings.bootstrap_servers}, {brokers} broker(s)")
+    console.print(f"this run's topics: {names.transactions} -> {names.alerts}")
     try:
         admin.create(
             [
@@ -242,8 +240,8 @@ def run_demo(settings: Settings, count: int, seed: int, keep_topics: bool) -> De
         publish_seconds = time.monotonic() - started
         topics = {"transactions": names.transactions, "alerts": names.alerts}
         workers = [
-            WorkerThread("pipeline (rules)", pipeline.build_app(names.rules_app, **topics)),
-            WorkerThread("bursts (windows)", bursts.build_app(names.bursts_app, **topics)),
+            WorkerThread("rules", pipeline.build_app(names.rules_app, **topics)),
+            WorkerThread("bursts", bursts.build_app(names.bursts_app, **topics)),
         ]
         runs = process(workers, count, timeout=120 + count / 2_000)
         lag = sum(uncommitted(settings, w.app.app_id, names.transactions) for w in workers)
