@@ -7,6 +7,7 @@ int and pydantic models. A serde is any object with ``serialize`` and ``deserial
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 import orjson
@@ -30,6 +31,8 @@ class JsonSerde:
     """JSON via orjson. Serializes dicts, lists, numbers, strings, dataclasses, datetimes."""
 
     name = "json"
+    fast_serialize = staticmethod(orjson.dumps)
+    fast_deserialize = staticmethod(orjson.loads)
 
     def serialize(self, obj: Any) -> bytes | None:
         if obj is None:
@@ -52,6 +55,8 @@ class StrSerde:
     """UTF-8 text."""
 
     name = "str"
+    fast_serialize = staticmethod(str.encode)
+    fast_deserialize = staticmethod(bytes.decode)
 
     def serialize(self, obj: Any) -> bytes | None:
         if obj is None:
@@ -137,6 +142,23 @@ _BY_NAME: dict[str, Serde] = {
 }
 
 SerdeSpec = str | Serde | type[BaseModel]
+
+
+def fast_serializer(serde: Serde) -> Callable[[Any], bytes | None]:
+    """A cheaper serializer for the hot path, for values that are not None.
+
+    It may raise for inputs the full ``serialize`` handles (a str serde given
+    bytes, say); callers then fall back to ``serialize`` for that value.
+    """
+    fast: Callable[[Any], bytes | None] = getattr(serde, "fast_serialize", serde.serialize)
+    return fast
+
+
+def fast_deserializer(serde: Serde) -> Callable[[bytes | None], Any]:
+    """A cheaper deserializer for the hot path; may raise where ``deserialize`` would
+    succeed (None, say), and callers then fall back to ``deserialize``."""
+    fast: Callable[[bytes | None], Any] = getattr(serde, "fast_deserialize", serde.deserialize)
+    return fast
 
 
 def resolve_serde(spec: SerdeSpec, *, setting: str = "serde") -> Serde:

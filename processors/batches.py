@@ -19,21 +19,19 @@ def partition_runs(
     Error events in the batch are not records: fatal ones raise, the rest are logged.
     """
     run: list[ConsumedRecord] = []
-    current: tuple[str, int] | None = None
+    topic, partition = "", -1
     for message in messages:
-        error = message.error()
-        if error is not None:
-            _consumer_error(error)
+        if message.error() is not None:
+            _consumer_error(message.error())
             continue
         m = cast(ConsumedRecord, message)
-        tp = (m.topic(), m.partition())
-        if tp != current:
-            if run and current is not None:
-                yield current[0], current[1], run
-            run, current = [], tp
+        if m.partition() != partition or m.topic() != topic:
+            if run:
+                yield topic, partition, run
+            run, topic, partition = [], m.topic(), m.partition()
         run.append(m)
-    if run and current is not None:
-        yield current[0], current[1], run
+    if run:
+        yield topic, partition, run
 
 
 def _consumer_error(error: Any) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 from millstream.processors.context import PartitionContext
 from millstream.processors.rows import Row, StepRuntime
 from millstream.processors.state.manager import StoreSpec
-from millstream.serde import Serde
+from millstream.serde import Serde, fast_serializer
 from millstream.sinks.base import Sink, SinkRecord
 
 
@@ -160,15 +160,36 @@ class ToTopicStep(Step):
         self.name = f"to({topic})"
 
     def process(self, rows: list[Row], part: PartitionContext) -> None:
-        assert self.runtime is not None, "step used before bind()"
-        produce, topic = self.runtime.produce, self.topic
-        key, value = self.key_serde.serialize, self.value_serde.serialize
+        runtime = self.runtime
+        assert runtime is not None, "step used before bind()"
+        produce, topic = runtime.producer.produce, self.topic
+        key_of, value_of = fast_serializer(self.key_serde), fast_serializer(self.value_serde)
+        failed = 0
         for row in rows:
+            key, value, timestamp, _ = row
             try:
-                produce(topic, key(row[0]), value(row[1]), row[2])
-            except Exception as exc:
-                self.fail(row, exc)
+                produce(
+                    topic,
+                    None if value is None else value_of(value),
+                    None if key is None else key_of(key),
+                    timestamp=timestamp,
+                )
+            except Exception:
+                failed += not self._produce_carefully(row)
+        runtime.records_produced(len(rows) - failed)
         self.emit(rows, part)
+
+    def _produce_carefully(self, row: Row) -> bool:
+        """The slow path for one row: full serdes, waiting on a full queue, dead letters."""
+        assert self.runtime is not None
+        try:
+            key = self.key_serde.serialize(row[0])
+            value = self.value_serde.serialize(row[1])
+            self.runtime.produce(self.topic, key, value, row[2])
+            return True
+        except Exception as exc:
+            self.fail(row, exc)
+            return False
 
 
 class SinkStep(Step):

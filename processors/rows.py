@@ -10,13 +10,20 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from millstream.kafka import ConsumedRecord
+from millstream.kafka import ConsumedRecord, Producer
 
 Row = tuple[Any, Any, int, ConsumedRecord]
 
 
 class StepRuntime(Protocol):
     """What pipeline steps need from the worker that runs them."""
+
+    @property
+    def producer(self) -> Producer:
+        """The worker's producer, for steps that produce on the hot path."""
+
+    def records_produced(self, count: int) -> None:
+        """Count records a step produced through ``producer`` directly."""
 
     def dead_letter(self, message: ConsumedRecord, error: BaseException, step: str) -> None:
         """Send ``message`` to the dead-letter topic because ``step`` raised ``error``."""

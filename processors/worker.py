@@ -46,6 +46,7 @@ from millstream.processors.rows import Row
 from millstream.processors.state.manager import StateManager
 from millstream.processors.state.restore import Restorer
 from millstream.processors.topology import Topology
+from millstream.serde import fast_deserializer
 from millstream.sinks.base import SinkContext
 from millstream.topics import Topic
 
@@ -297,6 +298,15 @@ class Worker:
             self.stats.dead_letters = self._dlq.count
 
     def _deserialize(self, topic: Topic, messages: list[ConsumedRecord]) -> list[Row]:
+        key_of = fast_deserializer(topic.key_serde)
+        value_of = fast_deserializer(topic.value_serde)
+        try:
+            return [(key_of(m.key()), value_of(m.value()), m.timestamp()[1], m) for m in messages]
+        except Exception:
+            return self._deserialize_carefully(topic, messages)
+
+    def _deserialize_carefully(self, topic: Topic, messages: list[ConsumedRecord]) -> list[Row]:
+        """One record at a time with the full serdes; failures go to the dead-letter queue."""
         key_of, value_of = topic.key_serde.deserialize, topic.value_serde.deserialize
         rows: list[Row] = []
         append = rows.append
@@ -324,6 +334,14 @@ class Worker:
         if to_topic:
             assert self._dlq is not None
             self._dlq.send(message, LateRecord(reason), step, topic=self.topology.late_topic)
+
+    @property
+    def producer(self) -> Producer:
+        assert self._producer is not None
+        return self._producer
+
+    def records_produced(self, count: int) -> None:
+        self.stats.records_out += count
 
     def produce(self, topic: str, key: bytes | None, value: bytes | None, timestamp: int) -> None:
         assert self._producer is not None
