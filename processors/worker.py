@@ -220,7 +220,11 @@ class Worker:
             self.settings,
             f"{self.topology.app_id}-restore",
             client_id=f"{self._client_id}-restore",
-            **{"isolation.level": "read_committed", "fetch.max.bytes": 52428800},
+            **{
+                "fetch.max.bytes": 52428800,
+                "max.partition.fetch.bytes": 16777216,
+                "queued.max.messages.kbytes": 262144,
+            },
         )
 
     def _loop(self) -> None:

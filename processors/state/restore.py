@@ -81,28 +81,28 @@ class Restorer:
     def _replay(self, consumer: Consumer, store: StorePartition, start: int, high: int) -> int:
         pending: dict[bytes, bytes | None] = {}
         read, offset = 0, start
+        tp = TopicPartition(store.changelog, store.partition)
         with _progress(store, high - start) as advance:
             while offset < high:
                 messages = consumer.consume(self._batch_size, 1.0)
                 if not messages:
-                    offset = consumer.position([TopicPartition(store.changelog, store.partition)])[
-                        0
-                    ].offset
+                    offset = consumer.position([tp])[0].offset
                     continue
                 for message in messages:
-                    if message.error() is not None:
+                    key = message.key()
+                    if key is None:  # error events carry no key; changelog records always do
                         continue
-                    m = cast(ConsumedRecord, message)
-                    key = m.key()
                     if key == MARKER_KEY:
+                        m = cast(ConsumedRecord, message)
                         source_offset, meta = decode_marker(m.value())
                         marked = Position(m.offset() + 1, source_offset, meta)
                         store.backend.apply_encoded(pending, marked)
                         _adopt(store, marked)
                         pending = {}
-                    elif key is not None:
-                        pending[key] = m.value()
-                    offset = m.offset() + 1
+                    else:
+                        pending[key] = message.value()
+                last = cast(ConsumedRecord, messages[-1]).offset()
+                offset = max(offset, last + 1 if last >= 0 else offset)
                 read += len(messages)
                 advance(len(messages))
         if pending:
