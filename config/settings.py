@@ -53,6 +53,15 @@ class Settings(BaseSettings):
     )
     auto_create_topics: bool = True
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        lt=65536,
+        description="Serve /metrics, /healthz and /readyz on this port (+ the worker index).",
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1", description="Address the metrics server binds (0.0.0.0 in containers)."
+    )
     dev_port: int = Field(
         default=19092,
         ge=1024,

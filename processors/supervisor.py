@@ -7,6 +7,7 @@ process, so every worker is an ordinary, independent member of the group.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -23,7 +24,13 @@ def run_processes(target: str, processes: int, extra_args: list[str] | None = No
     cleanly, else the first non-zero exit code.
     """
     command = [sys.executable, "-m", "millstream", "worker", target, "--processes", "1"]
-    children = [subprocess.Popen(command + list(extra_args or [])) for _ in range(processes)]
+    children = [
+        subprocess.Popen(
+            command + list(extra_args or []),
+            env={**os.environ, "MILLSTREAM_WORKER_INDEX": str(index)},
+        )
+        for index in range(processes)
+    ]
     log.info("started %d workers: %s", processes, ", ".join(str(c.pid) for c in children))
 
     def forward(signum: int, _frame: FrameType | None) -> None:

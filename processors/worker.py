@@ -41,6 +41,7 @@ from millstream.processors.checkpoint import Checkpoint, TransactionalCheckpoint
 from millstream.processors.context import PartitionContext
 from millstream.processors.dead_letters import DeadLetterQueue
 from millstream.processors.identity import WorkerSlot
+from millstream.processors.metrics import CollectorRegistry, HealthServer, StatsCollector
 from millstream.processors.provisioning import provision_topics
 from millstream.processors.rows import Row
 from millstream.processors.state.manager import StateManager
@@ -118,6 +119,10 @@ class Worker:
         self._state: StateManager | None = None
         self._contexts: dict[tuple[str, int], PartitionContext] = {}
         self._client_id = f"{topology.app_id}-{os.getpid()}"
+        self._health: HealthServer | None = None
+        self._last_loop = time.monotonic()
+        self._restoring = False
+        self._lag: dict[tuple[str, int], int] = {}
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -137,6 +142,7 @@ class Worker:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: self.stop())
         provision_topics(self.topology, self.settings)
+        self._serve_metrics()
         try:
             while True:
                 self._start()
@@ -154,7 +160,50 @@ class Worker:
             self._shutdown()
             if self._slot is not None:
                 self._slot.release()
+            if self._health is not None:
+                self._health.close()
         return self.stats
+
+    def _serve_metrics(self) -> None:
+        port = self.settings.metrics_port
+        if port is None:
+            return
+        index = int(os.environ.get("MILLSTREAM_WORKER_INDEX", "0"))
+        registry = CollectorRegistry()
+        labels = {"app_id": self.topology.app_id, "worker": self._client_id}
+        registry.register(StatsCollector(lambda: self.stats, labels, self._gauges))
+        self._health = HealthServer(
+            self.settings.metrics_host,
+            port + index if port else 0,
+            registry,
+            healthy=lambda: time.monotonic() - self._last_loop < 30,
+            ready=lambda: bool(self._contexts) and not self._restoring,
+        )
+
+    @property
+    def metrics_port(self) -> int | None:
+        """The port of the metrics server, when one runs."""
+        return self._health.port if self._health is not None else None
+
+    def _gauges(self) -> dict[str, float]:
+        return {
+            "consumer_lag": float(sum(self._lag.values())),
+            "assigned_partitions": float(len(self._contexts)),
+        }
+
+    def _measure_lag(self) -> None:
+        consumer = self._consumer
+        if consumer is None:
+            return
+        lag = {}
+        for key, part in self._contexts.items():
+            try:
+                _, high = consumer.get_watermark_offsets(TopicPartition(*key), cached=True)
+            except Exception:
+                continue
+            if high >= 0 and part.next_offset > 0:
+                lag[key] = max(high - part.next_offset, 0)
+        self._lag = lag
 
     def _start(self) -> None:
         config, topology = self.config, self.topology
@@ -234,6 +283,7 @@ class Worker:
         tables = self.topology.global_tables
         next_punctuation = time.monotonic() + PUNCTUATE_INTERVAL
         while not self._stop.is_set():
+            self._last_loop = time.monotonic()
             for table in tables:
                 table.poll()
             messages = consume(batch_size, timeout)
@@ -243,6 +293,7 @@ class Worker:
             now = time.monotonic()
             if now >= next_punctuation:
                 self._punctuate(now)
+                self._measure_lag()
                 next_punctuation = now + PUNCTUATE_INTERVAL
             if self.checkpoint.due():
                 self._commit()
@@ -432,12 +483,18 @@ class Worker:
         log.info("assigned %s", _describe(partitions))
         state = self._state
         if state is not None:
+            self._restoring = True
             for tp in partitions:
                 if state.has_stores(tp.topic):
                     seek = self._open_partition(state, tp.topic, tp.partition)
                     if seek is not None:
                         tp.offset = seek
             self.stats.restored_records = state.restorer.restored_records
+            self._restoring = False
+        for tp in partitions:
+            self._contexts.setdefault(
+                (tp.topic, tp.partition), PartitionContext(tp.topic, tp.partition)
+            )
         consumer.incremental_assign(partitions)
 
     def _open_partition(self, state: StateManager, topic: str, partition: int) -> int | None:

@@ -45,7 +45,7 @@ class SessionWindowStep(WindowStep):
 
     def build_index(self, store: StorePartition) -> SessionIndex:
         index = SessionIndex()
-        horizon = self.window.gap_ms + self.window.grace_ms
+        horizon = self.window.gap_ms + self.window.grace_ms + 1
         for (key, start, end), _ in store.items():
             index.add(key, start, end, end + horizon)
         return index
@@ -58,7 +58,8 @@ class SessionWindowStep(WindowStep):
         stream_time: int,
         out: list[Row],
     ) -> int:
-        gap, horizon = self.window.gap_ms, self.window.gap_ms + self.window.grace_ms
+        # The end is inclusive: a session is open while stream time <= end + gap + grace.
+        gap, horizon = self.window.gap_ms, self.window.gap_ms + self.window.grace_ms + 1
         agg = self.aggregation
         merge = agg.merge
         assert merge is not None

@@ -37,8 +37,9 @@ class SlidingWindowStep(WindowStep):
     def _push_candidates(self, heap: list[Any], key: Any, ts: int, stream_time: int) -> None:
         size, grace = self.window.size_ms, self.window.grace_ms
         for start, end in ((ts - size, ts), (ts + 1, ts + 1 + size)):
-            if end + grace > stream_time:
-                heapq.heappush(heap, (end + grace, key, start, end))
+            # The end is inclusive: a window is open while stream time <= end + grace.
+            if end + grace >= stream_time:
+                heapq.heappush(heap, (end + grace + 1, key, start, end))
 
     def update(
         self,
@@ -55,7 +56,7 @@ class SlidingWindowStep(WindowStep):
             key, ts = row[0], row[2]
             if ts > stream_time:
                 stream_time = ts
-            if ts + size + grace <= stream_time:
+            if ts + size + grace < stream_time:
                 self.late_record(row, stream_time)
                 continue
             try:
@@ -103,7 +104,7 @@ class SlidingWindowStep(WindowStep):
 
     def _purge(self, store: StorePartition, keys: set[Any], stream_time: int) -> None:
         """Forget records that no open window can contain or define any more."""
-        horizon = self.window.size_ms + 1 + self.window.grace_ms
+        horizon = self.window.size_ms + 2 + self.window.grace_ms
         for key in keys:
             records = store.get(key, ())
             kept = [r for r in records if r[0] + horizon > stream_time]

@@ -1,0 +1,112 @@
+"""Prometheus metrics, ``/healthz`` and ``/readyz`` for a running worker.
+
+The counters are read from the worker's :class:`WorkerStats` when scraped, so
+the processing loop pays nothing per record for them. Enabled with
+``MILLSTREAM_METRICS_PORT``; worker process ``i`` of ``millstream worker
+--processes N`` listens on that port + i.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import fields
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+log = logging.getLogger("millstream.metrics")
+
+__all__ = ["CollectorRegistry", "HealthServer", "StatsCollector"]
+
+_HELP = {
+    "records_in": "Records consumed from source topics.",
+    "records_out": "Records produced to output topics.",
+    "dead_letters": "Records sent to the dead-letter topic.",
+    "late_records": "Records that arrived after their windows closed.",
+    "restored_records": "Changelog records replayed into state stores.",
+    "rebalances": "Partition assignments and revocations seen.",
+    "commits": "Checkpoints that committed offsets.",
+    "aborts": "Transactions aborted (exactly-once).",
+}
+
+
+class StatsCollector(Collector):
+    """Exposes a stats object's integer fields as ``millstream_<field>_total`` counters."""
+
+    def __init__(
+        self,
+        stats: Callable[[], Any],
+        labels: dict[str, str],
+        gauges: Callable[[], dict[str, float]],
+    ) -> None:
+        self._stats = stats
+        self._labels = labels
+        self._gauges = gauges
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._stats()
+        names, values = list(self._labels), list(self._labels.values())
+        for field in fields(stats):
+            counter = CounterMetricFamily(
+                f"millstream_{field.name}", _HELP.get(field.name, field.name), labels=names
+            )
+            counter.add_metric(values, getattr(stats, field.name))
+            yield counter
+        for name, value in self._gauges().items():
+            gauge = GaugeMetricFamily(f"millstream_{name}", name.replace("_", " "), labels=names)
+            gauge.add_metric(values, value)
+            yield gauge
+
+
+class HealthServer:
+    """Serves ``/metrics``, ``/healthz`` (the loop is alive) and ``/readyz`` (the worker
+    has partitions and is not restoring) on a background thread."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        registry: CollectorRegistry,
+        healthy: Callable[[], bool],
+        ready: Callable[[], bool],
+    ) -> None:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                path = self.path.split("?")[0]
+                if path == "/metrics":
+                    self._send(200, generate_latest(registry), "text/plain; version=0.0.4")
+                elif path == "/healthz":
+                    ok = healthy()
+                    self._send(200 if ok else 503, b"ok\n" if ok else b"stalled\n")
+                elif path == "/readyz":
+                    ok = ready()
+                    self._send(200 if ok else 503, b"ready\n" if ok else b"not ready\n")
+                else:
+                    self._send(404, b"not found\n")
+
+            def _send(self, code: int, body: bytes, kind: str = "text/plain") -> None:
+                self.send_response(code)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._httpd = ThreadingHTTPServer((host, port), Handler)
+        self.port = self._httpd.server_address[1]
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+        log.info("metrics on http://%s:%d/metrics", host, server.port)
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
