@@ -17,7 +17,7 @@ from millstream.serde import SerdeSpec
 from millstream.topics import Topic, declare_topic
 
 Guarantee = Literal["at_least_once", "exactly_once"]
-GroupProtocol = Literal["consumer", "classic"]
+GroupProtocol = Literal["auto", "consumer", "classic"]
 
 ProcessorFn = Callable[[Record, ProcessorContext], None]
 
@@ -52,7 +52,7 @@ class App:
         commit_interval: float | timedelta = 1.0,
         transaction_timeout: float | timedelta = 10.0,
         batch_size: int = 5000,
-        group_protocol: GroupProtocol = "consumer",
+        group_protocol: GroupProtocol = "auto",
         auto_create_topics: bool | None = None,
         consumer_config: dict[str, Any] | None = None,
         producer_config: dict[str, Any] | None = None,
@@ -67,8 +67,8 @@ class App:
             )
         if batch_size < 1:
             raise ConfigurationError("batch_size", "must be at least 1")
-        if group_protocol not in ("consumer", "classic"):
-            raise ConfigurationError("group_protocol", "must be 'consumer' or 'classic'")
+        if group_protocol not in ("auto", "consumer", "classic"):
+            raise ConfigurationError("group_protocol", "must be 'auto', 'consumer' or 'classic'")
         overrides = {
             "bootstrap_servers": bootstrap_servers,
             "auto_create_topics": auto_create_topics,

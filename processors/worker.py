@@ -65,7 +65,7 @@ class WorkerConfig:
     transaction_timeout: float = 10.0
     batch_size: int = 5000
     poll_timeout: float = 0.2
-    group_protocol: str = "consumer"
+    group_protocol: str = "auto"
     consumer_config: dict[str, Any] = field(default_factory=dict)
     producer_config: dict[str, Any] = field(default_factory=dict)
 
@@ -119,6 +119,7 @@ class Worker:
         self._state: StateManager | None = None
         self._contexts: dict[tuple[str, int], PartitionContext] = {}
         self._client_id = f"{topology.app_id}-{os.getpid()}"
+        self._group_protocol = config.group_protocol
         self._health: HealthServer | None = None
         self._last_loop = time.monotonic()
         self._restoring = False
@@ -142,6 +143,7 @@ class Worker:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: self.stop())
         provision_topics(self.topology, self.settings)
+        self._group_protocol = self._choose_group_protocol()
         self._serve_metrics()
         try:
             while True:
@@ -163,6 +165,15 @@ class Worker:
             if self._health is not None:
                 self._health.close()
         return self.stats
+
+    def _choose_group_protocol(self) -> str:
+        """KIP-848 (``consumer``) where the brokers offer it, else ``classic``."""
+        protocol = self.config.group_protocol
+        if protocol == "auto":
+            offered = TopicAdmin(self.settings).group_protocols()
+            protocol = "consumer" if "consumer" in offered else "classic"
+            log.info("group protocol: %s (brokers offer %s)", protocol, ", ".join(sorted(offered)))
+        return protocol
 
     def _serve_metrics(self) -> None:
         port = self.settings.metrics_port
@@ -241,7 +252,7 @@ class Worker:
             self.settings,
             topology.app_id,
             client_id=self._client_id,
-            **{**group_protocol_config(config.group_protocol), **config.consumer_config},
+            **{**group_protocol_config(self._group_protocol), **config.consumer_config},
         )
         self._consumer.subscribe(
             list(topology.sources),

@@ -129,6 +129,25 @@ class TopicAdmin:
             except KafkaException as exc:
                 raise from_exception(exc, f"deleting topic {name!r}") from exc
 
+    def group_protocols(self) -> set[str]:
+        """The consumer-group protocols the cluster offers (``classic``, ``consumer``, ...).
+
+        Read from a broker's ``group.coordinator.rebalance.protocols``; a broker too
+        old to have it, or a client not allowed to read broker configs, gets {"classic"}.
+        """
+        brokers = list(self._metadata().brokers)
+        resource = ConfigResource(ResourceType.BROKER, str(brokers[0]))
+        try:
+            entries = self._client.describe_configs([resource])[resource].result(
+                timeout=self._timeout
+            )
+        except KafkaException:
+            return {"classic"}
+        entry = entries.get("group.coordinator.rebalance.protocols")
+        if entry is None or not entry.value:
+            return {"classic"}
+        return {p.strip() for p in str(entry.value).split(",")}
+
     def end_offsets(self, partitions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
         """The end offset (high watermark) of each (topic, partition), in one request."""
         latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]

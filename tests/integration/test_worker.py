@@ -252,3 +252,23 @@ def test_unreachable_bootstrap_in_the_cli_is_one_clear_line(names: dict[str, str
     assert result.returncode == 1
     assert "no Kafka broker answered at 127.0.0.1:1" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("protocol", ["auto", "classic"])
+def test_group_protocols(
+    protocol: str, names: dict[str, str], settings: Settings, bootstrap_servers: str
+) -> None:
+    app = App(
+        names["app"],
+        bootstrap_servers=bootstrap_servers,
+        group_protocol=protocol,  # type: ignore[arg-type]
+        commit_interval=0.5,
+    )
+    app.stream(app.topic(names["in"], partitions=6)).to(app.topic(names["out"], partitions=6))
+    worker = ThreadedWorker(app)
+    produce_json(settings, names["in"], [(str(i), {"i": i}) for i in range(500)])
+    wait_for(lambda: record_count(settings, names["out"]) >= 500, 60, "outputs")
+    stats = worker.stop()
+    chosen = worker.worker._group_protocol
+    assert chosen == ("consumer" if protocol == "auto" else "classic")
+    assert stats.records_in == 500
