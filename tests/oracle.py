@@ -115,8 +115,8 @@ def sliding(
 ) -> Outcome:
     """Kafka Streams sliding windows ``[start, end]``, ``end - start = size``.
 
-    Late: ``t + size + grace <= st``. A window closes at ``end + grace``; its final
-    value is built only from the records that arrived while ``st < end + grace``;
+    Late: ``t + size + grace < st``. A window closes at ``end + grace + 1``; its final
+    value is built only from the records that arrived while ``st <= end + grace``;
     it exists if it is the left window ``[t - size, t]`` of one of them, or the right
     window ``[t + 1, t + 1 + size]`` of one of them and holds at least one of them.
     """
@@ -126,7 +126,7 @@ def sliding(
         st: int | None = None
         for order, (key, t, value) in enumerate(records):
             st = t if st is None else max(st, t)
-            if t + size + grace <= st:
+            if t + size + grace < st:
                 outcome.late += 1
                 continue
             arrived[key].append(_Arrival(t, st, order, value))
@@ -153,7 +153,7 @@ def _sliding_windows(
     never = final_st + 1
     windows: dict[tuple[int, int], Any] = {}
     for start, end in candidates:
-        close = end + grace
+        close = end + grace + 1
         if final_st < close:
             continue
         inside = [
@@ -181,7 +181,7 @@ class _Session:
 def session(
     partitions: Iterable[Sequence[Record]], gap: int, grace: int, aggregation: Aggregation
 ) -> Outcome:
-    """Sessions ``[start, end]`` closing at ``end + gap + grace``.
+    """Sessions ``[start, end]`` closing at ``end + gap + grace + 1``.
 
     A record merges with every open session of its key with
     ``start - gap <= t <= end + gap``; with none it starts ``[t, t]``. It is late when
@@ -197,7 +197,7 @@ def session(
             touching = [s for s in open_sessions if s.start - gap <= t <= s.end + gap]
             start = min([t, *(s.start for s in touching)])
             end = max([t, *(s.end for s in touching)])
-            if end + gap + grace <= st:
+            if end + gap + grace < st:
                 outcome.late += 1
                 sessions[key] = open_sessions
                 continue
@@ -221,7 +221,7 @@ def _close_sessions(
     """Emit the sessions closed at stream time ``st``; return the open ones."""
     still_open = []
     for s in sessions:
-        if s.end + gap + grace <= st:
+        if s.end + gap + grace < st:
             outcome.results[(key, s.start, s.end)] = s.aggregate
         else:
             still_open.append(s)

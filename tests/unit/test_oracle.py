@@ -66,8 +66,8 @@ def test_sliding_out_of_order_gives_the_same_windows() -> None:
     records = [("a", 15, 1), ("a", 10, 1), END]
     outcome = oracle.sliding([records], size=10, grace=6, aggregation=count())
     assert outcome.results == {("a", 0, 10): 1, ("a", 5, 15): 2, ("a", 11, 21): 1}
-    # With grace 5, [0,10] closed at st=15, the moment the record at 10 arrived.
-    outcome = oracle.sliding([records], size=10, grace=5, aggregation=count())
+    # With grace 4, [0,10] closed at st=15 (15 > 10 + 4), before the record at 10 arrived.
+    outcome = oracle.sliding([records], size=10, grace=4, aggregation=count())
     assert outcome.results == {("a", 5, 15): 2, ("a", 11, 21): 1}
 
 
