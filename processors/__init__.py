@@ -5,7 +5,8 @@ from millstream.processors.grouping import GroupedStream, WindowedStream, Window
 from millstream.processors.stream import Stream
 from millstream.processors.tables import GlobalTable
 from millstream.processors.topology import Topology
-from millstream.processors.worker import Worker, WorkerConfig, WorkerStats
+from millstream.processors.worker import Worker
+from millstream.processors.worker_config import WorkerConfig, WorkerStats
 
 __all__ = [
     "GlobalTable",

@@ -9,6 +9,7 @@ the processing loop pays nothing per record for them. Enabled with
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import fields
@@ -19,9 +20,13 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from millstream.config import Settings
+from millstream.kafka import Consumer, TopicPartition
+from millstream.processors.context import PartitionContext
+
 log = logging.getLogger("millstream.metrics")
 
-__all__ = ["CollectorRegistry", "HealthServer", "StatsCollector"]
+__all__ = ["HealthServer", "StatsCollector", "WorkerTelemetry"]
 
 _HELP = {
     "records_in": "Records consumed from source topics.",
@@ -110,3 +115,61 @@ class HealthServer:
     def close(self) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
+
+
+class WorkerTelemetry:
+    """The metrics server of one worker, and the consumer lag it reports."""
+
+    def __init__(self, settings: Settings, app_id: str, client_id: str) -> None:
+        self._settings = settings
+        self._labels = {"app_id": app_id, "worker": client_id}
+        self._server: HealthServer | None = None
+        self._lag: dict[tuple[str, int], int] = {}
+
+    @property
+    def port(self) -> int | None:
+        return self._server.port if self._server is not None else None
+
+    def start(
+        self,
+        stats: Callable[[], Any],
+        *,
+        gauges: Callable[[], dict[str, float]],
+        healthy: Callable[[], bool],
+        ready: Callable[[], bool],
+    ) -> None:
+        """Serve metrics if ``MILLSTREAM_METRICS_PORT`` is set (0: any free port)."""
+        port = self._settings.metrics_port
+        if port is None:
+            return
+        index = int(os.environ.get("MILLSTREAM_WORKER_INDEX", "0"))
+        registry = CollectorRegistry()
+
+        def all_gauges() -> dict[str, float]:
+            return {**gauges(), "consumer_lag": float(sum(self._lag.values()))}
+
+        registry.register(StatsCollector(stats, self._labels, all_gauges))
+        self._server = HealthServer(
+            self._settings.metrics_host, port + index if port else 0, registry, healthy, ready
+        )
+
+    def measure_lag(
+        self, consumer: Consumer, contexts: dict[tuple[str, int], PartitionContext]
+    ) -> None:
+        """Lag per partition from the client's cached high watermarks; no network calls."""
+        if self._server is None:
+            return
+        lag = {}
+        for key, part in contexts.items():
+            try:
+                _, high = consumer.get_watermark_offsets(TopicPartition(*key), cached=True)
+            except Exception:
+                continue
+            if high >= 0 and part.next_offset > 0:
+                lag[key] = max(high - part.next_offset, 0)
+        self._lag = lag
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None

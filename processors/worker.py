@@ -14,7 +14,6 @@ import os
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from millstream.config import Settings
@@ -30,23 +29,18 @@ from millstream.kafka import (
     make_consumer,
     make_producer,
 )
-from millstream.kafka.transactions import (
-    abort_transaction,
-    begin_transaction,
-    init_transactions,
-    transactional_config,
-)
 from millstream.processors.batches import partition_runs
 from millstream.processors.checkpoint import Checkpoint, TransactionalCheckpoint
 from millstream.processors.context import PartitionContext
 from millstream.processors.dead_letters import DeadLetterQueue
-from millstream.processors.identity import WorkerSlot
-from millstream.processors.metrics import CollectorRegistry, HealthServer, StatsCollector
+from millstream.processors.exactly_once import ProducerFenced, Transactions
+from millstream.processors.metrics import WorkerTelemetry
 from millstream.processors.provisioning import provision_topics
 from millstream.processors.rows import Row
 from millstream.processors.state.manager import StateManager
 from millstream.processors.state.restore import Restorer
 from millstream.processors.topology import Topology
+from millstream.processors.worker_config import WorkerConfig, WorkerStats, group_protocol_config
 from millstream.serde import fast_deserializer
 from millstream.sinks.base import SinkContext
 from millstream.topics import Topic
@@ -54,46 +48,6 @@ from millstream.topics import Topic
 log = logging.getLogger("millstream.worker")
 
 PUNCTUATE_INTERVAL = 0.5
-
-
-@dataclass(frozen=True)
-class WorkerConfig:
-    """How a worker processes: validated by the App before a worker exists."""
-
-    commit_interval: float = 1.0
-    exactly_once: bool = False
-    transaction_timeout: float = 10.0
-    batch_size: int = 5000
-    poll_timeout: float = 0.2
-    group_protocol: str = "auto"
-    consumer_config: dict[str, Any] = field(default_factory=dict)
-    producer_config: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class WorkerStats:
-    """Counters a worker keeps while it runs."""
-
-    records_in: int = 0
-    records_out: int = 0
-    dead_letters: int = 0
-    late_records: int = 0
-    restored_records: int = 0
-    rebalances: int = 0
-    aborts: int = 0
-    commits: int = 0
-
-
-def group_protocol_config(protocol: str) -> dict[str, Any]:
-    """Consumer properties for the KIP-848 ``consumer`` protocol or the ``classic`` one."""
-    if protocol == "consumer":
-        return {"group.protocol": "consumer"}
-    return {
-        "group.protocol": "classic",
-        "partition.assignment.strategy": "cooperative-sticky",
-        "session.timeout.ms": 10000,
-        "heartbeat.interval.ms": 2000,
-    }
 
 
 class Worker:
@@ -112,7 +66,9 @@ class Worker:
         self._stop = threading.Event()
         self._failed = False
         self._fenced = False
-        self._slot: WorkerSlot | None = None
+        self._transactions = (
+            Transactions(settings, topology.app_id, config) if config.exactly_once else None
+        )
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
         self._dlq: DeadLetterQueue | None = None
@@ -120,10 +76,9 @@ class Worker:
         self._contexts: dict[tuple[str, int], PartitionContext] = {}
         self._client_id = f"{topology.app_id}-{os.getpid()}"
         self._group_protocol = config.group_protocol
-        self._health: HealthServer | None = None
         self._last_loop = time.monotonic()
         self._restoring = False
-        self._lag: dict[tuple[str, int], int] = {}
+        self.telemetry = WorkerTelemetry(settings, topology.app_id, self._client_id)
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -144,7 +99,12 @@ class Worker:
                 signal.signal(sig, lambda *_: self.stop())
         provision_topics(self.topology, self.settings)
         self._group_protocol = self._choose_group_protocol()
-        self._serve_metrics()
+        self.telemetry.start(
+            lambda: self.stats,
+            gauges=lambda: {"assigned_partitions": float(len(self._contexts))},
+            healthy=lambda: time.monotonic() - self._last_loop < 30,
+            ready=lambda: bool(self._contexts) and not self._restoring,
+        )
         try:
             while True:
                 self._start()
@@ -160,11 +120,15 @@ class Worker:
             raise
         finally:
             self._shutdown()
-            if self._slot is not None:
-                self._slot.release()
-            if self._health is not None:
-                self._health.close()
+            if self._transactions is not None:
+                self._transactions.release()
+            self.telemetry.close()
         return self.stats
+
+    @property
+    def metrics_port(self) -> int | None:
+        """The port of the metrics server, when one runs."""
+        return self.telemetry.port
 
     def _choose_group_protocol(self) -> str:
         """KIP-848 (``consumer``) where the brokers offer it, else ``classic``."""
@@ -175,47 +139,6 @@ class Worker:
             log.info("group protocol: %s (brokers offer %s)", protocol, ", ".join(sorted(offered)))
         return protocol
 
-    def _serve_metrics(self) -> None:
-        port = self.settings.metrics_port
-        if port is None:
-            return
-        index = int(os.environ.get("MILLSTREAM_WORKER_INDEX", "0"))
-        registry = CollectorRegistry()
-        labels = {"app_id": self.topology.app_id, "worker": self._client_id}
-        registry.register(StatsCollector(lambda: self.stats, labels, self._gauges))
-        self._health = HealthServer(
-            self.settings.metrics_host,
-            port + index if port else 0,
-            registry,
-            healthy=lambda: time.monotonic() - self._last_loop < 30,
-            ready=lambda: bool(self._contexts) and not self._restoring,
-        )
-
-    @property
-    def metrics_port(self) -> int | None:
-        """The port of the metrics server, when one runs."""
-        return self._health.port if self._health is not None else None
-
-    def _gauges(self) -> dict[str, float]:
-        return {
-            "consumer_lag": float(sum(self._lag.values())),
-            "assigned_partitions": float(len(self._contexts)),
-        }
-
-    def _measure_lag(self) -> None:
-        consumer = self._consumer
-        if consumer is None:
-            return
-        lag = {}
-        for key, part in self._contexts.items():
-            try:
-                _, high = consumer.get_watermark_offsets(TopicPartition(*key), cached=True)
-            except Exception:
-                continue
-            if high >= 0 and part.next_offset > 0:
-                lag[key] = max(high - part.next_offset, 0)
-        self._lag = lag
-
     def _start(self) -> None:
         config, topology = self.config, self.topology
         self._producer = make_producer(
@@ -224,13 +147,12 @@ class Worker:
             on_delivery=self.checkpoint.on_delivery,
             **{
                 "delivery.report.only.error": True,
-                **self._transactional_config(),
+                **(self._transactions.producer_config() if self._transactions else {}),
                 **config.producer_config,
             },
         )
-        if config.exactly_once:
-            init_transactions(self._producer, config.transaction_timeout * 3)
-            begin_transaction(self._producer)
+        if self._transactions is not None:
+            self._transactions.start(self._producer)
         self._dlq = DeadLetterQueue(topology.dlq_topic, self.produce_waiting)
         if topology.stateful:
             self._state = StateManager(
@@ -267,14 +189,6 @@ class Worker:
             ", ".join(topology.sources),
         )
 
-    def _transactional_config(self) -> dict[str, Any]:
-        if not self.config.exactly_once:
-            return {}
-        if self._slot is None:
-            self._slot = WorkerSlot(self.settings.local_dir / "state", self.topology.app_id)
-        timeout_ms = int(self.config.transaction_timeout * 1000)
-        return transactional_config(self._slot.transactional_id, timeout_ms)
-
     def _restore_consumer(self) -> Consumer:
         return make_consumer(
             self.settings,
@@ -304,7 +218,8 @@ class Worker:
             now = time.monotonic()
             if now >= next_punctuation:
                 self._punctuate(now)
-                self._measure_lag()
+                if self._consumer is not None:
+                    self.telemetry.measure_lag(self._consumer, self._contexts)
                 next_punctuation = now + PUNCTUATE_INTERVAL
             if self.checkpoint.due():
                 self._commit()
@@ -410,15 +325,7 @@ class Worker:
         self.stats.records_out += count
 
     def produce(self, topic: str, key: bytes | None, value: bytes | None, timestamp: int) -> None:
-        assert self._producer is not None
-        producer = self._producer
-        while True:
-            try:
-                producer.produce(topic, value, key, timestamp=timestamp)
-                break
-            except BufferError:
-                # The local queue is full: serve delivery reports until there is room.
-                producer.poll(0.05)
+        self.produce_waiting(topic, value, key, timestamp=timestamp)
         self.stats.records_out += 1
 
     def produce_waiting(self, *args: Any, **kwargs: Any) -> None:
@@ -454,15 +361,12 @@ class Worker:
             ProducerFenced: the producer cannot go on; the worker must rejoin.
         """
         assert self._producer is not None and self._consumer is not None
-        if isinstance(cause, TransactionError) and cause.fatal:
-            self._fenced = True
-            raise ProducerFenced(str(cause)) from cause
-        log.warning("transaction aborted (%s); reprocessing from the last commit", cause)
+        assert self._transactions is not None
         try:
-            abort_transaction(self._producer, self.config.transaction_timeout * 3)
-        except TransactionError as exc:
+            self._transactions.abort(self._producer, cause)
+        except ProducerFenced:
             self._fenced = True
-            raise ProducerFenced(str(exc)) from exc
+            raise
         self.stats.aborts += 1
         self.checkpoint.pending.clear()
         self.checkpoint.delivery_error = None
@@ -473,7 +377,7 @@ class Worker:
                 if part.stores:
                     step.open_partition(part)
         self._rewind(self._consumer)
-        begin_transaction(self._producer)
+        self._transactions.begin(self._producer)
 
     def _rewind(self, consumer: Consumer) -> None:
         assigned = consumer.assignment()
@@ -543,10 +447,6 @@ class Worker:
                     self._state.drop_partition(tp.topic, tp.partition)
                 else:
                     self._state.close_partition(tp.topic, tp.partition)
-
-
-class ProducerFenced(Exception):
-    """The transactional producer was fenced; the worker rejoins with a new one."""
 
 
 class LateRecord(Exception):

@@ -1,0 +1,67 @@
+"""The transactional side of an exactly-once worker: its stable identity, the
+producer's transactional settings, and what to do when a transaction fails."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from millstream.config import Settings
+from millstream.errors import TransactionError
+from millstream.kafka import Producer
+from millstream.kafka.transactions import (
+    abort_transaction,
+    begin_transaction,
+    init_transactions,
+    transactional_config,
+)
+from millstream.processors.identity import WorkerSlot
+from millstream.processors.worker_config import WorkerConfig
+
+log = logging.getLogger("millstream.worker")
+
+
+class ProducerFenced(Exception):
+    """The transactional producer was fenced; the worker rejoins with a new one."""
+
+
+class Transactions:
+    """One worker's transactions: a transaction is always open between checkpoints."""
+
+    def __init__(self, settings: Settings, app_id: str, config: WorkerConfig) -> None:
+        self._settings = settings
+        self._app_id = app_id
+        self._timeout = config.transaction_timeout
+        self._slot: WorkerSlot | None = None
+
+    def producer_config(self) -> dict[str, Any]:
+        """Producer properties with the worker's stable transactional id."""
+        if self._slot is None:
+            self._slot = WorkerSlot(self._settings.local_dir / "state", self._app_id)
+        return transactional_config(self._slot.transactional_id, int(self._timeout * 1000))
+
+    def start(self, producer: Producer) -> None:
+        """Fence any predecessor with the same id (aborting its open transaction), then begin."""
+        init_transactions(producer, self._timeout * 3)
+        begin_transaction(producer)
+
+    def begin(self, producer: Producer) -> None:
+        begin_transaction(producer)
+
+    def abort(self, producer: Producer, cause: Exception) -> None:
+        """Abort the open transaction because of ``cause``.
+
+        Raises:
+            ProducerFenced: ``cause`` or the abort itself shows the producer was fenced.
+        """
+        if isinstance(cause, TransactionError) and cause.fatal:
+            raise ProducerFenced(str(cause)) from cause
+        log.warning("transaction aborted (%s); reprocessing from the last commit", cause)
+        try:
+            abort_transaction(producer, self._timeout * 3)
+        except TransactionError as exc:
+            raise ProducerFenced(str(exc)) from exc
+
+    def release(self) -> None:
+        if self._slot is not None:
+            self._slot.release()

@@ -1,0 +1,46 @@
+"""What a worker is configured with, and what it counts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """How a worker processes: validated by the App before a worker exists."""
+
+    commit_interval: float = 1.0
+    exactly_once: bool = False
+    transaction_timeout: float = 10.0
+    batch_size: int = 5000
+    poll_timeout: float = 0.2
+    group_protocol: str = "auto"
+    consumer_config: dict[str, Any] = field(default_factory=dict)
+    producer_config: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class WorkerStats:
+    """Counters a worker keeps while it runs."""
+
+    records_in: int = 0
+    records_out: int = 0
+    dead_letters: int = 0
+    late_records: int = 0
+    restored_records: int = 0
+    rebalances: int = 0
+    aborts: int = 0
+    commits: int = 0
+
+
+def group_protocol_config(protocol: str) -> dict[str, Any]:
+    """Consumer properties for the KIP-848 ``consumer`` protocol or the ``classic`` one."""
+    if protocol == "consumer":
+        return {"group.protocol": "consumer"}
+    return {
+        "group.protocol": "classic",
+        "partition.assignment.strategy": "cooperative-sticky",
+        "session.timeout.ms": 10000,
+        "heartbeat.interval.ms": 2000,
+    }
