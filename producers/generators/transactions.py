@@ -24,6 +24,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import random
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -79,8 +80,17 @@ _EXTRA_PER_PATTERN = (1 * 7.5 + 2 * 1.5 + 2 * 0.0) / 5
 _FIXED_CATEGORIES = _BURST_CATEGORIES + _SPIKE_CATEGORIES
 MIN_MERCHANTS = len(COUNTRIES) + len(_FIXED_CATEGORIES)
 
-#: 2026-01-01T00:00:00Z, the default start of the stream's event time.
-DEFAULT_START_MS = 1_767_225_600_000
+DAY_MS = 86_400_000
+
+
+def today_utc_ms() -> int:
+    """Midnight UTC of the current day, the default start of the stream's event time.
+
+    Recent enough that brokers do not delete the records by retention time (which
+    counts from record timestamps), and fixed for a whole day, so a seed gives the
+    same stream all day; pass ``start_ms`` for output that never changes.
+    """
+    return time.time_ns() // 1_000_000 // DAY_MS * DAY_MS
 
 
 class Transaction(TypedDict):
@@ -134,7 +144,7 @@ class TransactionGenerator:
         merchants: int = 200,
         fraud_rate: float = 0.02,
         rate_per_s: float = 20.0,
-        start_ms: int = DEFAULT_START_MS,
+        start_ms: int | None = None,
     ) -> None:
         if cards < 1:
             raise ConfigurationError("cards", "need at least one card")
@@ -147,7 +157,7 @@ class TransactionGenerator:
         self.seed = seed
         self.fraud_rate = fraud_rate
         self.rate_per_s = rate_per_s
-        self.start_ms = start_ms
+        self.start_ms = today_utc_ms() if start_ms is None else start_ms
         rng = random.Random(f"{seed}:population")
         self.cards = [_make_card(rng, i) for i in range(cards)]
         self.merchants = [_make_merchant(rng, i) for i in range(merchants)]
