@@ -35,7 +35,10 @@ CONSUMER_DEFAULTS: dict[str, Any] = {
     "auto.offset.reset": "earliest",
     "fetch.min.bytes": 1,
     "fetch.wait.max.ms": 100,
-    "queued.min.messages": 100000,
+    # Prefetch per partition: enough for full batches, small enough that a worker
+    # with many partitions does not hold hundreds of MB of fetched records.
+    "queued.min.messages": 20000,
+    "queued.max.messages.kbytes": 16384,
     "enable.partition.eof": False,
     # Never read records of aborted (or still open) transactions.
     "isolation.level": "read_committed",

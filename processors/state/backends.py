@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol, cast
 
 import orjson
-from rocksdict import Options, Rdict, WriteBatch
+from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch
 
 from millstream.errors import MillstreamError
 from millstream.processors.state.codec import Codec
@@ -181,8 +181,21 @@ def _open_rocksdb(path: Path, lock_timeout: float) -> Rdict:
             return Rdict(str(path), _options())
 
 
+#: One block cache for every store partition of the process, so memory stays bounded
+#: however many partitions a worker owns.
+_BLOCK_CACHE = Cache(64 * 1024 * 1024)
+
+
 def _options() -> Options:
     options = Options(raw_mode=True)
     options.create_if_missing(True)
     options.set_max_open_files(64)
+    # Small memtables: each partition has its own database, and RocksDB's 64 MB
+    # default per database would make a worker's memory grow with its partitions.
+    options.set_write_buffer_size(8 * 1024 * 1024)
+    options.set_max_write_buffer_number(2)
+    table = BlockBasedOptions()
+    table.set_block_cache(_BLOCK_CACHE)
+    table.set_cache_index_and_filter_blocks(True)
+    options.set_block_based_table_factory(table)
     return options
