@@ -26,6 +26,7 @@ from millstream.kafka import (
     Producer,
     TopicAdmin,
     TopicPartition,
+    from_exception,
     make_consumer,
     make_producer,
 )
@@ -46,6 +47,11 @@ from millstream.sinks.base import SinkContext
 from millstream.topics import Topic
 
 log = logging.getLogger("millstream.worker")
+
+#: Errors of a transactional producer that cannot go on: it was fenced (another
+#: producer took over its transactional id, or the coordinator aborted a transaction
+#: open longer than transaction_timeout), and produce() then fails with _FATAL.
+_FENCED = {"_FENCED", "PRODUCER_FENCED", "INVALID_PRODUCER_EPOCH", "_FATAL"}
 
 PUNCTUATE_INTERVAL = 0.5
 
@@ -113,6 +119,15 @@ class Worker:
                     break
                 except ProducerFenced:
                     log.warning("this worker was fenced; rejoining with a new producer")
+                    self._shutdown()
+                    self._fenced = False
+                except Exception as exc:
+                    # A fenced producer also fails outside a commit: produce(), poll()
+                    # and flush() raise its fatal error wherever the worker is.
+                    if not self._producer_fenced(exc):
+                        raise
+                    log.warning("this worker was fenced (%s); rejoining with a new producer", exc)
+                    self._fenced = True
                     self._shutdown()
                     self._fenced = False
         except BaseException:
@@ -201,6 +216,11 @@ class Worker:
             },
         )
 
+    def _producer_fenced(self, exc: Exception) -> bool:
+        if not self.config.exactly_once or self._producer is None:
+            return False
+        return from_exception(exc, "processing").code in _FENCED
+
     def _loop(self) -> None:
         assert self._consumer is not None and self._producer is not None
         consume, poll = self._consumer.consume, self._producer.poll
@@ -244,7 +264,8 @@ class Worker:
                 sink.close()
             for table in self.topology.global_tables:
                 table.close()
-            if producer is not None:
+            if producer is not None and not self._fenced:
+                # A fenced producer delivers nothing more, and its flush raises again.
                 producer.flush(10)
         log.info(
             "worker stopped: %d in, %d out, %d dead letters, %d late, %d commits",

@@ -6,8 +6,9 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,17 @@ from millstream.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = [sys.executable, "-m", "millstream", "worker", "tests.integration.apps.eos:app"]
-BASE_TS = 1_750_000_000_000 - 1_750_000_000_000 % 10_000
 WINDOW_MS = 10_000
-CLOSE_TS = BASE_TS + 3 * 24 * 3600 * 1000
+DAY_MS = 24 * 3600 * 1000
+# Event times four days back, the closers' one day back: all inside the brokers' default
+# 7-day retention. The pipeline writes event times into its repartition and output
+# topics, and a broker deletes (even the active) segments whose newest timestamp is
+# older than retention.ms as soon as its retention check runs (30 s after it starts,
+# then every 5 minutes), which would delete records not yet consumed. Nothing may be in
+# the future either: Kafka 4 rejects timestamps more than an hour ahead by default.
+_NOW_MS = int(time.time() * 1000)
+BASE_TS = _NOW_MS - 4 * DAY_MS - _NOW_MS % WINDOW_MS
+CLOSE_TS = BASE_TS + 3 * DAY_MS
 
 
 @dataclass
@@ -85,25 +94,32 @@ class Outcome:
     enriched_ids: Counter[int]
     windows: Counter[tuple[str, int]]
     values: dict[tuple[str, int], int]
+    #: The smallest value emitted per window (differs from ``values`` only when a
+    #: window was emitted more than once, which at-least-once allows).
+    lowest: dict[tuple[str, int], int] = field(default_factory=dict)
 
     def duplicates(self) -> int:
         extra_ids = sum(c - 1 for c in self.enriched_ids.values() if c > 1)
         return extra_ids + sum(c - 1 for c in self.windows.values() if c > 1)
 
 
-def read_outcome(settings: Settings, topics: EosTopics) -> Outcome:
+def read_outcome(settings: Settings, topics: EosTopics, timeout: float = 60.0) -> Outcome:
     """What a read_committed consumer sees on the two output topics."""
     ids: Counter[int] = Counter(
-        i for r in consume_all(settings, topics.enriched) if (i := r.json()["id"]) >= 0
+        i
+        for r in consume_all(settings, topics.enriched, timeout=timeout)
+        if (i := r.json()["id"]) >= 0
     )
     windows: Counter[tuple[str, int]] = Counter()
     values: dict[tuple[str, int], int] = {}
-    for r in consume_all(settings, topics.counts):
+    lowest: dict[tuple[str, int], int] = {}
+    for r in consume_all(settings, topics.counts, timeout=timeout):
         v = r.json()
         key = (r.key.decode(), v["start"])
         windows[key] += 1
         values[key] = v["value"]
-    return Outcome(ids, windows, values)
+        lowest[key] = min(lowest.get(key, v["value"]), v["value"])
+    return Outcome(ids, windows, values, lowest)
 
 
 def start_worker(
