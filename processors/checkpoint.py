@@ -41,6 +41,8 @@ class Checkpoint:
         self.interval = interval
         self.flush_timeout = flush_timeout
         self.pending: dict[tuple[str, int], int] = {}
+        #: The offsets of the last successful commit, per partition.
+        self.committed: dict[tuple[str, int], int] = {}
         self.commits = 0
         self.delivery_error: str | None = None
         self._next = time.monotonic() + interval
@@ -57,6 +59,7 @@ class Checkpoint:
         """Drop pending offsets of partitions this worker no longer owns."""
         for tp in partitions:
             self.pending.pop(tp, None)
+            self.committed.pop(tp, None)
 
     def commit(
         self,
@@ -82,6 +85,7 @@ class Checkpoint:
             try:
                 consumer.commit(offsets=offsets, asynchronous=False)
                 self.commits += 1
+                self.committed.update(self.pending)
             except Exception as exc:
                 error = from_exception(exc, "committing offsets")
                 if error.code not in _LOST_MEMBERSHIP:
@@ -131,6 +135,7 @@ class TransactionalCheckpoint(Checkpoint):
         offsets = [(t, p, o) for (t, p), o in self.pending.items()]
         commit_transaction(producer, consumer, offsets, self.flush_timeout)
         self.commits += 1
+        self.committed.update(self.pending)
         self.pending.clear()
         if state is not None:
             state.commit_local(written)

@@ -122,6 +122,9 @@ class Topology:
             partitions,
             key_serde=resolve_serde("json"),
             value_serde=resolve_serde("json"),
+            # Records carry event times: time-based retention could delete them before
+            # they are consumed. The worker purges what it has committed instead.
+            config={"retention.ms": "-1"},
         )
         if partitions is None:
             self.partitions_like[topic.name] = source
@@ -139,6 +142,9 @@ class Topology:
 
     def stateful_steps(self, topic: str) -> list[StatefulStep]:
         return [step for step in self.stateful if step.source == topic]
+
+    def repartition_topics(self) -> set[str]:
+        return {name for name in self.partitions_like if name.endswith("-repartition")}
 
     def internal_topics(self) -> set[str]:
         return set(self.partitions_like) | {self.dlq_topic, self.late_topic}

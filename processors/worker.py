@@ -54,6 +54,7 @@ log = logging.getLogger("millstream.worker")
 _FENCED = {"_FENCED", "PRODUCER_FENCED", "INVALID_PRODUCER_EPOCH", "_FATAL"}
 
 PUNCTUATE_INTERVAL = 0.5
+PURGE_INTERVAL = 30.0
 
 
 class Worker:
@@ -84,6 +85,8 @@ class Worker:
         self._group_protocol = config.group_protocol
         self._last_loop = time.monotonic()
         self._restoring = False
+        self._next_purge = time.monotonic() + PURGE_INTERVAL
+        self._admin: TopicAdmin | None = None
         self.telemetry = WorkerTelemetry(settings, topology.app_id, self._client_id)
 
     # -- lifecycle -------------------------------------------------------------
@@ -374,6 +377,20 @@ class Worker:
                 raise
             self._abort(exc)
         self.stats.commits = self.checkpoint.commits
+        if time.monotonic() >= self._next_purge:
+            self._purge_repartition_topics()
+
+    def _purge_repartition_topics(self) -> None:
+        """Delete repartition records this worker has consumed and committed."""
+        self._next_purge = time.monotonic() + PURGE_INTERVAL
+        internal = self.topology.repartition_topics()
+        offsets = {tp: o for tp, o in self.checkpoint.committed.items() if tp[0] in internal}
+        if offsets:
+            try:
+                self._admin = self._admin or TopicAdmin(self.settings)
+                self._admin.purge(offsets)
+            except Exception as exc:
+                log.warning("could not purge repartition records: %s", exc)
 
     def _abort(self, cause: Exception) -> None:
         """Abort the open transaction and rewind to the last committed state and offsets.
@@ -418,7 +435,11 @@ class Worker:
         self.stats.rebalances += 1
         log.info("assigned %s", _describe(partitions))
         state = self._state
-        if state is not None:
+        if state is not None and any(state.has_stores(tp.topic) for tp in partitions):
+            if self._transactions is not None and not self._fenced:
+                # Restores can take seconds: commit first, so the open transaction
+                # does not run into its timeout while they do.
+                self._commit()
             self._restoring = True
             for tp in partitions:
                 if state.has_stores(tp.topic):

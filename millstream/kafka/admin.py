@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import concurrent.futures
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -129,6 +130,16 @@ class TopicAdmin:
             except KafkaException as exc:
                 raise from_exception(exc, f"deleting topic {name!r}") from exc
 
+    def purge(self, offsets: dict[tuple[str, int], int]) -> None:
+        """Delete the records before each offset, without waiting for the outcome.
+
+        For internal topics whose records are consumed and committed: a failed purge
+        only leaves records that a later purge removes.
+        """
+        if offsets:
+            request = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+            self._client.delete_records(request, operation_timeout=0)
+
     def group_protocols(self) -> set[str]:
         """The consumer-group protocols the cluster offers (``classic``, ``consumer``, ...).
 
@@ -162,6 +173,10 @@ class TopicAdmin:
             }
         except KafkaException as exc:
             raise from_exception(exc, "listing end offsets") from exc
+        except concurrent.futures.TimeoutError as exc:
+            raise BrokerUnreachableError(
+                f"listing end offsets: no answer within {self._timeout:g}s", retriable=True
+            ) from exc
 
     def _topic_config(self, name: str) -> dict[str, str]:
         resource = ConfigResource(ResourceType.TOPIC, name)

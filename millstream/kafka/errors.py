@@ -39,6 +39,9 @@ _TRANSIENT = {
     _CKError._UNKNOWN_PARTITION,
     _CKError._TIMED_OUT,
     _CKError._TRANSPORT,
+    # A request in flight to a broker that left the cluster metadata (stopped, or
+    # restarting): the client dropped its handle; asked again, the new leader answers.
+    _CKError._DESTROY_BROKER,
 }
 _NOT_FOUND = {_CKError.UNKNOWN_TOPIC_OR_PART, _CKError._UNKNOWN_TOPIC, _CKError._UNKNOWN_PARTITION}
 

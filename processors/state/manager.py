@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from millstream.errors import KafkaError
 from millstream.kafka import TopicAdmin
 from millstream.processors.state.backends import Backend, MemoryBackend, RocksDBBackend
 from millstream.processors.state.changelog import write_changelog
@@ -113,9 +114,15 @@ class StateManager:
         """Apply checkpointed changes to the backends, recording changelog positions."""
         persistent = [s for s in written if self._kinds[s.name] == "rocksdb"]
         if persistent:
-            ends = self._admin.end_offsets([(s.changelog, s.partition) for s in persistent])
+            try:
+                ends = self._admin.end_offsets([(s.changelog, s.partition) for s in persistent])
+            except KafkaError as exc:
+                # The positions only shorten a later restore: without them it replays
+                # the changelog from the last recorded position, which is still correct.
+                log.warning("changelog positions not recorded this time: %s", exc)
+                ends = {}
             for store in persistent:
-                store.pending_changelog_offset = ends[(store.changelog, store.partition)]
+                store.pending_changelog_offset = ends.get((store.changelog, store.partition))
         for store in written:
             store.commit_local()
 

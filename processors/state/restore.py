@@ -84,7 +84,7 @@ class Restorer:
         tp = TopicPartition(store.changelog, store.partition)
         with _progress(store, high - start) as advance:
             while offset < high:
-                messages = consumer.consume(self._batch_size, 1.0)
+                messages = consumer.consume(self._batch_size, 0.2)
                 if not messages:
                     offset = consumer.position([tp])[0].offset
                     continue
