@@ -26,7 +26,8 @@ def provision_topics(topology: Topology, settings: Settings) -> dict[str, int]:
             ``auto_create_topics`` is off and a declared topic is missing.
     """
     admin = TopicAdmin(settings)
-    existing = set(admin.list())
+    existing_counts = admin.partition_counts()
+    existing = set(existing_counts)
     counts: dict[str, int] = {}
     specs: list[TopicSpec] = []
     for topic in topology.topics.values():
@@ -36,7 +37,7 @@ def provision_topics(topology: Topology, settings: Settings) -> dict[str, int]:
             counts[topic.name] = topic.partitions
             specs.append(TopicSpec(topic.name, topic.partitions, topic.replication, topic.config))
         elif topic.name in existing:
-            counts[topic.name] = admin.describe(topic.name).partitions
+            counts[topic.name] = existing_counts[topic.name]
         else:
             raise TopicNotFoundError(
                 f"topic {topic.name!r} does not exist; create it (millstream topics create) "
@@ -51,7 +52,7 @@ def provision_topics(topology: Topology, settings: Settings) -> dict[str, int]:
         counts[name] = widest
         specs.append(TopicSpec(name, widest))
     _create_missing(admin, settings, specs, existing)
-    _warn_mismatches(admin, specs, existing, topology)
+    _warn_mismatches(specs, existing_counts, topology)
     return counts
 
 
@@ -79,13 +80,11 @@ def _create_missing(
         log.info("created topics: %s", ", ".join(created))
 
 
-def _warn_mismatches(
-    admin: TopicAdmin, specs: list[TopicSpec], existing: set[str], topology: Topology
-) -> None:
+def _warn_mismatches(specs: list[TopicSpec], existing: dict[str, int], topology: Topology) -> None:
     skip = {topology.dlq_topic, topology.late_topic}
     for spec in specs:
         if spec.name in existing and spec.name not in skip:
-            actual = admin.describe(spec.name).partitions
+            actual = existing[spec.name]
             if actual != spec.partitions:
                 log.warning(
                     "topic %r has %d partitions, the app expects %d; using the topic as it is",

@@ -7,6 +7,7 @@ import concurrent.futures
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka.admin import (  # type: ignore[attr-defined]
@@ -18,7 +19,12 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 )
 
 from millstream.config import Settings
-from millstream.errors import BrokerUnreachableError, KafkaError, TopicNotFoundError
+from millstream.errors import (
+    AuthorizationError,
+    BrokerUnreachableError,
+    KafkaError,
+    TopicNotFoundError,
+)
 from millstream.kafka.clients import make_admin
 from millstream.kafka.errors import from_client_error, from_exception
 
@@ -108,13 +114,12 @@ class TopicAdmin:
         futures = self._client.create_topics(new, operation_timeout=self._timeout)
         for name, future in futures.items():
             try:
-                future.result(timeout=self._timeout)
+                self._result(future, f"creating topic {name!r}")
                 created.append(name)
-            except KafkaException as exc:
-                error = from_exception(exc, f"creating topic {name!r}")
+            except KafkaError as error:
                 if if_missing and error.code == "TOPIC_ALREADY_EXISTS":
                     continue
-                raise error from exc
+                raise
         self._wait_for_metadata(created)
         return created
 
@@ -125,10 +130,7 @@ class TopicAdmin:
             return
         futures = self._client.delete_topics(names, operation_timeout=self._timeout)
         for name, future in futures.items():
-            try:
-                future.result(timeout=self._timeout)
-            except KafkaException as exc:
-                raise from_exception(exc, f"deleting topic {name!r}") from exc
+            self._result(future, f"deleting topic {name!r}")
 
     def purge(self, offsets: dict[tuple[str, int], int]) -> None:
         """Delete the records before each offset, without waiting for the outcome.
@@ -143,21 +145,24 @@ class TopicAdmin:
     def group_protocols(self) -> set[str]:
         """The consumer-group protocols the cluster offers (``classic``, ``consumer``, ...).
 
-        Read from a broker's ``group.coordinator.rebalance.protocols``; a broker too
-        old to have it, or a client not allowed to read broker configs, gets {"classic"}.
+        Read from a broker's ``group.coordinator.rebalance.protocols``, asking the
+        brokers in turn until one answers; brokers too old to have the setting, or a
+        client not allowed to read broker configs, get {"classic"}.
         """
-        brokers = list(self._metadata().brokers)
-        resource = ConfigResource(ResourceType.BROKER, str(brokers[0]))
-        try:
-            entries = self._client.describe_configs([resource])[resource].result(
-                timeout=self._timeout
-            )
-        except KafkaException:
-            return {"classic"}
-        entry = entries.get("group.coordinator.rebalance.protocols")
-        if entry is None or not entry.value:
-            return {"classic"}
-        return {p.strip() for p in str(entry.value).split(",")}
+        for broker in self._metadata().brokers:
+            resource = ConfigResource(ResourceType.BROKER, str(broker))
+            try:
+                future = self._client.describe_configs([resource])[resource]
+                entries = self._result(future, f"reading the config of broker {broker}")
+            except AuthorizationError:
+                break
+            except KafkaError:
+                continue
+            entry = entries.get("group.coordinator.rebalance.protocols")
+            if entry is None or not entry.value:
+                break
+            return {p.strip() for p in str(entry.value).split(",")}
+        return {"classic"}
 
     def end_offsets(self, partitions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
         """The end offset (high watermark) of each (topic, partition), in one request."""
@@ -165,28 +170,28 @@ class TopicAdmin:
         request = {TopicPartition(t, p): latest for t, p in partitions}
         if not request:
             return {}
-        try:
-            futures = self._client.list_offsets(request, request_timeout=self._timeout)
-            return {
-                (tp.topic, tp.partition): future.result(timeout=self._timeout).offset
-                for tp, future in futures.items()
-            }
-        except KafkaException as exc:
-            raise from_exception(exc, "listing end offsets") from exc
-        except concurrent.futures.TimeoutError as exc:
-            raise BrokerUnreachableError(
-                f"listing end offsets: no answer within {self._timeout:g}s", retriable=True
-            ) from exc
+        futures = self._client.list_offsets(request, request_timeout=self._timeout)
+        return {
+            (tp.topic, tp.partition): self._result(future, "listing end offsets").offset
+            for tp, future in futures.items()
+        }
 
     def _topic_config(self, name: str) -> dict[str, str]:
         resource = ConfigResource(ResourceType.TOPIC, name)
-        try:
-            entries = self._client.describe_configs([resource])[resource].result(
-                timeout=self._timeout
-            )
-        except KafkaException as exc:
-            raise from_exception(exc, f"describing topic {name!r}") from exc
+        future = self._client.describe_configs([resource])[resource]
+        entries = self._result(future, f"describing topic {name!r}")
         return {k: str(v.value) for k, v in entries.items() if not v.is_default}
+
+    def _result(self, future: concurrent.futures.Future[Any], what: str) -> Any:
+        """The outcome of an admin request, with its failures as millstream errors."""
+        try:
+            return future.result(timeout=self._timeout)
+        except KafkaException as exc:
+            raise from_exception(exc, what) from exc
+        except concurrent.futures.TimeoutError as exc:
+            raise BrokerUnreachableError(
+                f"{what}: no answer within {self._timeout:g}s", retriable=True
+            ) from exc
 
     def _wait_for_metadata(self, names: builtins.list[str]) -> None:
         # Created topics become visible to metadata requests a moment after the
