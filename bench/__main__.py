@@ -1,0 +1,167 @@
+"""``scripts/bench [scenario ...] [options]``: run the benchmark and print the table.
+
+Kafka comes from MILLSTREAM_BOOTSTRAP_SERVERS (``scripts/bench`` sets it to the local
+cluster, starting it when needed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.environment import describe
+from bench.harness import Bench, Result, RunConfig
+from bench.lineup import FAMILIES, SCENARIOS, Contender, lineup
+from bench.peers import PeerUnavailable, commit_of
+from bench.report import print_table, write_charts, write_markdown
+
+ROOT = Path(__file__).resolve().parents[1]
+#: Runs are named by their start time (UTC): ``.local/bench/runs/<run id>``.
+RUN_ID = "%Y%m%d-%H%M%S"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="scripts/bench",
+        description="millstream against a plain confluent-kafka loop, Quix Streams and faust.",
+    )
+    parser.add_argument(
+        "scenarios", nargs="*", metavar="scenario", help=f"any of {', '.join(SCENARIOS)} (all)"
+    )
+    parser.add_argument("--records", type=int, default=1_000_000, help="input records (1M)")
+    parser.add_argument("--partitions", type=int, default=12, help="input partitions (12)")
+    parser.add_argument("--keys", type=int, default=10_000, help="distinct keys (10k)")
+    parser.add_argument(
+        "--contenders",
+        default=",".join(FAMILIES),
+        help=f"comma-separated subset of {','.join(FAMILIES)} (all)",
+    )
+    parser.add_argument("--latency-rate", type=int, default=20_000, help="records/s (20k)")
+    parser.add_argument("--latency-seconds", type=float, default=10.0, help="seconds (10)")
+    parser.add_argument(
+        "--time-limit",
+        type=float,
+        default=120.0,
+        help="seconds of measurement per contender; a slower one is stopped there and its "
+        "rate taken over the part it processed (120)",
+    )
+    parser.add_argument(
+        "--millstream-ref",
+        metavar="COMMIT",
+        help="measure millstream as of this git commit (installed into .local/bench/) "
+        "instead of the working tree",
+    )
+    parser.add_argument(
+        "--report",
+        metavar="RUN_DIR",
+        type=Path,
+        help="run nothing: print and write the docs from the results.json of an earlier run",
+    )
+    parser.add_argument("--no-docs", action="store_true", help="leave docs/benchmarks* alone")
+    parser.add_argument(
+        "--keep-topics", action="store_true", help="keep the run's topics and state"
+    )
+    args = parser.parse_args(argv)
+    unknown = set(args.scenarios) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenario {', '.join(sorted(unknown))}: use {', '.join(SCENARIOS)}")
+    args.families = tuple(f.strip() for f in args.contenders.split(",") if f.strip())
+    if not args.families or set(args.families) - set(FAMILIES):
+        parser.error(f"--contenders takes a subset of {','.join(FAMILIES)}")
+    if args.records < 1 or args.partitions < 1 or args.keys < 1:
+        parser.error("--records, --partitions and --keys must be positive")
+    return args
+
+
+def run(bench: Bench, scenarios: list[str], families: tuple[str, ...]) -> None:
+    if any(s != "restore" for s in scenarios):
+        bench.prefill()
+    for scenario in scenarios:
+        contenders = lineup(scenario, families)
+        broken = bench.prepare_restore() if scenario == "restore" and contenders else None
+        for contender in contenders:
+            print(f"{scenario}: {contender.label} ...", file=sys.stderr)
+            if broken:
+                bench.results.append(_failed(scenario, contender, broken))
+                continue
+            result = bench.run(scenario, contender)
+            rate = f"{result.rate:,.0f} records/s" if result.rate else ""
+            print(f"{scenario}: {contender.label}: {result.status} {rate}", file=sys.stderr)
+
+
+def _failed(scenario: str, c: Contender, status: str) -> Result:
+    return Result(scenario, c.name, c.label, c.family, c.guarantee, c.store, 0, status=status)
+
+
+def publish(results: list[Result], config: RunConfig, args: argparse.Namespace) -> None:
+    """The table on stdout and, unless ``--no-docs``, docs/benchmarks.md and its charts."""
+    print_table(results, config)
+    if not args.no_docs:
+        started = datetime.strptime(config.run_dir.name, RUN_ID).replace(tzinfo=UTC)
+        env = describe(ROOT, config.bootstrap, args.families, config.millstream_ref, started)
+        charts = write_charts(ROOT / "docs" / "benchmarks", results)
+        write_markdown(ROOT / "docs" / "benchmarks.md", results, env, config, charts)
+        print("wrote docs/benchmarks.md and docs/benchmarks/*.png", file=sys.stderr)
+
+
+def republish(args: argparse.Namespace) -> int:
+    saved = json.loads((args.report / "results.json").read_text())
+    fields = saved["config"]
+    fields.update(root=Path(fields["root"]), run_dir=Path(fields["run_dir"]))
+    results = [Result(**r) for r in saved["results"]]
+    args.families = tuple(dict.fromkeys(r.family for r in results))
+    publish(results, RunConfig(**fields), args)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.report:
+        return republish(args)
+    bootstrap = os.environ.get("MILLSTREAM_BOOTSTRAP_SERVERS")
+    if not bootstrap:
+        print("error: set MILLSTREAM_BOOTSTRAP_SERVERS (scripts/bench does)", file=sys.stderr)
+        return 2
+    run_id = datetime.now(UTC).strftime(RUN_ID)
+    try:
+        # One commit for the whole run, however the branch moves meanwhile.
+        ref = commit_of(ROOT, args.millstream_ref) if args.millstream_ref else None
+    except PeerUnavailable as exc:
+        print(f"error: --millstream-ref: {exc}", file=sys.stderr)
+        return 2
+    config = RunConfig(
+        root=ROOT,
+        bootstrap=bootstrap,
+        records=args.records,
+        partitions=args.partitions,
+        keys=args.keys,
+        latency_rate=args.latency_rate,
+        latency_seconds=args.latency_seconds,
+        time_limit=args.time_limit,
+        startup_timeout=180.0,
+        run_dir=ROOT / ".local" / "bench" / "runs" / run_id,
+        prefix=f"bench-{run_id}",
+        millstream_ref=ref,
+    )
+    config.run_dir.mkdir(parents=True, exist_ok=True)
+    bench = Bench(config)
+    scenarios = [s for s in SCENARIOS if s in args.scenarios] or list(SCENARIOS)
+    try:
+        run(bench, scenarios, args.families)
+    finally:
+        if not args.keep_topics:
+            bench.cleanup()
+    saved = {"config": asdict(config), "results": [asdict(r) for r in bench.results]}
+    (config.run_dir / "results.json").write_text(json.dumps(saved, indent=1, default=str))
+    print(f"logs and results.json: {config.run_dir}", file=sys.stderr)
+    publish(bench.results, config, args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

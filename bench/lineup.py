@@ -1,0 +1,89 @@
+"""Who runs in which scenario, in which virtualenv, and what each result is compared with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SCENARIOS = ("passthrough", "stateless", "window", "restore")
+#: The names ``--contenders`` accepts: one per implementation.
+FAMILIES = ("plain", "millstream", "quix", "faust")
+
+
+@dataclass(frozen=True)
+class Contender:
+    """One row of the table: an implementation with its guarantee and state store."""
+
+    name: str
+    family: str
+    label: str
+    module: str
+    guarantee: str = "at_least_once"
+    store: str = "memory"
+
+    @property
+    def exactly_once(self) -> bool:
+        return self.guarantee == "exactly_once"
+
+
+PLAIN = Contender(
+    "plain", "plain", "plain confluent-kafka loop", "bench.contenders.plain_confluent"
+)
+MILLSTREAM = Contender("millstream", "millstream", "millstream", "bench.contenders.millstream_app")
+QUIX = Contender("quix", "quix", "Quix Streams", "bench.contenders.quix")
+FAUST = Contender("faust", "faust", "faust-streaming", "bench.contenders.faust_app")
+
+
+def _millstream(guarantee: str, store: str) -> Contender:
+    short = "eos" if guarantee == "exactly_once" else "alos"
+    words = "exactly-once" if guarantee == "exactly_once" else "at-least-once"
+    label = f"millstream {words}, {'RocksDB' if store == 'rocksdb' else 'memory'}"
+    return Contender(
+        f"millstream-{short}-{store}", "millstream", label, MILLSTREAM.module, guarantee, store
+    )
+
+
+def _quix(guarantee: str) -> Contender:
+    short = "eos" if guarantee == "exactly_once" else "alos"
+    words = "exactly-once" if guarantee == "exactly_once" else "at-least-once"
+    return Contender(
+        f"quix-{short}", "quix", f"Quix Streams {words}, RocksDB", QUIX.module, guarantee, "rocksdb"
+    )
+
+
+WINDOW = (
+    _millstream("at_least_once", "memory"),
+    _millstream("at_least_once", "rocksdb"),
+    _millstream("exactly_once", "memory"),
+    _millstream("exactly_once", "rocksdb"),
+    _quix("at_least_once"),
+    _quix("exactly_once"),
+    Contender("faust", "faust", "faust-streaming at-least-once, memory", FAUST.module),
+)
+RESTORE = (
+    Contender(
+        "millstream-rocksdb",
+        "millstream",
+        "millstream restore, RocksDB",
+        MILLSTREAM.module,
+        store="rocksdb",
+    ),
+    Contender(
+        "millstream-memory",
+        "millstream",
+        "millstream restore, memory",
+        MILLSTREAM.module,
+        store="memory",
+    ),
+)
+
+LINEUP: dict[str, tuple[Contender, ...]] = {
+    "passthrough": (PLAIN, MILLSTREAM, QUIX, FAUST),
+    "stateless": (PLAIN, MILLSTREAM, QUIX, FAUST),
+    "window": WINDOW,
+    "restore": RESTORE,
+}
+
+
+def lineup(scenario: str, families: tuple[str, ...]) -> list[Contender]:
+    """The contenders of ``scenario`` whose family was asked for."""
+    return [c for c in LINEUP[scenario] if c.family in families]

@@ -1,0 +1,120 @@
+"""The fixed part of docs/benchmarks.md: what each contender does and how it is measured."""
+
+METHOD = """
+## How to run
+
+```
+scripts/bench                                  # everything, 1M records (~25 min)
+scripts/bench passthrough --records 100000     # one scenario, smaller
+scripts/bench --contenders plain,millstream    # no peers (nothing to install)
+scripts/bench --millstream-ref HEAD            # millstream as committed, not the work tree
+scripts/bench --report .local/bench/runs/<id>  # re-print and re-write from a saved run
+```
+
+The script starts the local cluster unless `MILLSTREAM_BOOTSTRAP_SERVERS` is set, installs
+Quix Streams and faust-streaming into their own virtualenvs under `.local/bench/` on first
+use, and keeps every contender's log and a `results.json` under `.local/bench/runs/<id>/`.
+A peer that cannot be installed, or crashes, gets a row saying so and the run goes on.
+
+## What each contender does
+
+### Scenarios
+
+- **passthrough**: consume, parse the JSON value, serialize it again, produce it.
+- **stateless**: the same with a filter (`amount >= 25`, keeps 75%) and a map that adds
+  two fields.
+- **window**: group by the record key (the input is partitioned by it: no repartition),
+  10 s tumbling windows of event time (the Kafka timestamp), count and sum of `amount`,
+  final results only.
+- **restore**: a fresh worker (empty state directory) restores a changelog of N keys.
+
+### Contenders
+
+- **plain confluent-kafka loop** (the limit for passthrough and stateless): `consume(5000,
+  0.2)`, `orjson.loads`/`orjson.dumps`, `produce` per record, `poll(0)` per batch, and every
+  second `flush()` then a synchronous commit (at-least-once). Same producer settings as
+  millstream (idempotent, `acks=all`, lz4, `linger.ms=5`) and the same fetch settings
+  and KIP-848 consumer group; it reads `read_uncommitted` (librdkafka's default) where
+  millstream reads `read_committed`, which makes no difference on this non-transactional
+  input.
+- **millstream**: `app.stream(src).to(out)`; `.filter(keep).map(enrich).to(out)`;
+  `.group_by_key().window(Tumbling(10 s), store=...).aggregate(lambda: [0, 0.0], add)
+  .final().to(out)`; for restore, `@app.processor` writing `table[key] = amount` into an
+  `app.table(...)`. JSON values, str keys (the defaults), `commit_interval=1 s`, default
+  batch size (5000), at-least-once or exactly-once (one transaction per commit).
+- **Quix Streams**: `sdf.to_topic(out)`; `sdf.filter(keep).apply(enrich).to_topic(out)`;
+  `sdf.tumbling_window(10 s).agg(count=Count(), sum=Sum("amount"))
+  .final(closing_strategy="partition")` (windows close on partition stream time, like
+  millstream's). State is RocksDB, Quix's only store, with changelog topics.
+  `commit_interval=1 s` (its default is 5 s); other settings are Quix's defaults
+  (librdkafka's `linger.ms=5`, classic group protocol).
+- **faust-streaming**: an agent `async for key, value in stream.items(): await
+  out.send(...)` (with the filter and map for stateless). Window: a
+  `Table(...).tumbling(10, expires=10 s).relative_to_stream()` (the record timestamp)
+  holding `[count, sum]` per key in faust's memory store with its changelog; results are
+  sent from `on_window_close`. faust closes windows by *wall clock*, not stream time,
+  so its window output is not comparable record for record; the window scenario
+  measures input consumption for everyone. `broker_commit_interval=1 s`,
+  `table_cleanup_interval=1 s` and `producer_linger=5 ms` (its default, 0, sends a
+  produce request per record; 5 ms is what the other three use), otherwise defaults
+  (aiokafka, classic group protocol).
+
+## How it is measured
+
+- **Input**: one topic per run, pre-filled once, read by every contender: ~150-byte JSON
+  values, keys `k00000`...`k09999` in turn, `amount` cycling 0.00-99.99. Kafka timestamps
+  (event time) rise evenly over N/10 ms ending at the prefill (1M records: 100 s, about
+  ten windows, no late records); the value's `ts` is its produce time.
+- **One at a time**: each contender runs alone as a subprocess (the peers in their own
+  virtualenvs) with a fresh consumer group from the earliest offset and a fresh output
+  topic, and gets SIGTERM when done.
+- **records/s**: progress is sampled every 100 ms from outside the contender: records in
+  the output topic (passthrough, stateless) or the group's committed offsets on the input
+  (window). The rate is the records done between the first sample that showed any
+  progress and the sample that showed all, over the time between them: process start,
+  imports, group join and the first batch are excluded, the same way for everyone. For
+  the window scenario progress moves in commit steps (every contender commits every
+  second), so the rate can be off by up to one commit interval over the run.
+- **time limit**: a contender still running 120 s after its first progress
+  (`--time-limit`) is stopped there; its rate covers the part it processed (marked `*`).
+- **CPU s**: user + system time of the contender process, all threads (librdkafka's
+  included), from `/proc/<pid>/stat` when the input is done, startup included.
+  **CPU us/record** is the steady state: CPU time between the first progress sample and
+  the last, over the input records processed between them (for restore: CPU s over the
+  records restored). It depends much less on what else runs on the machine than
+  records/s does, and compares runs stopped by the time limit too. **peak RSS**: `VmHWM`
+  when the input is done.
+- **wall s**: process start to all input done; **startup s**: process start to the first
+  progress. **load**: the machine's 1-minute load average when the contender finished
+  (everything runnable, the broker and any other work on the machine included): a load
+  well above the CPU count means the contender shared its CPUs.
+- **latency**: a second process of the contender on an empty input topic, warmed up until
+  its output appears, then fed at 20,000 records/s for 10 s (`--latency-rate`,
+  `--latency-seconds`; half its measured throughput when that is below 25,000/s, shown
+  as "at N/s"). Output topics use `message.timestamp.type=LogAppendTime`; latency is the
+  output record's append time minus the input value's `ts` (one clock, millisecond
+  resolution), p50 and p99 over every output of the paced phase. The window scenario has
+  no latency ("-"): a final result comes when its window closes.
+- **restore**: a millstream table app builds a changelog of N distinct keys (12
+  partitions); then a fresh worker of the same app with an empty state directory restores
+  every partition when it is assigned. records/s = changelog records restored over the
+  summed restore time of the partitions, from the worker's log lines `restored
+  <store>[p]: N changelog records in Xs`. Quix's restore is not compared.
+
+## Caveats
+
+- Everything shares one small machine (see Setup): the broker, the harness's sampling
+  and the load generator take CPU from the contender. The numbers compare contenders on
+  this machine; they are not a capacity figure for a real cluster.
+- One broker with replication factor 1: `acks=all` costs little here.
+- Group protocols differ (millstream and the plain loop KIP-848, Quix and faust classic);
+  joins are excluded from the rate but show in `startup s`.
+- The batch-oriented loops (plain and millstream) wait in `consume(5000, 0.2 s)` for a
+  batch to fill: at 20,000 records/s that is ~200 ms per batch, which dominates their
+  p50. A latency-sensitive app would use a smaller `batch_size`.
+- Exactly-once rows commit a transaction every second; a longer `commit_interval` makes
+  exactly-once cheaper.
+- Output counting stops at the expected number of records: duplicates (at-least-once,
+  after a failure or a rebalance) would make a rate look higher, never lower. The logs
+  under `.local/bench/runs/<id>/` show whether a contender rebalanced or restarted.
+"""

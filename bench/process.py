@@ -1,0 +1,99 @@
+"""A contender running as a subprocess: its log, its CPU time and peak RSS, and stopping it."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+from types import TracebackType
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_ERROR = re.compile(r"^\w*(Error|Exception)\b|Error:")
+
+
+class ContenderProcess:
+    """``python -m module args...`` in ``cwd``, stdout and stderr to ``log_path``.
+
+    Use as a context manager: leaving it stops the process (SIGTERM, then SIGKILL
+    after ``grace`` seconds) whatever happened.
+    """
+
+    def __init__(
+        self,
+        python: Path,
+        module: str,
+        args: list[str],
+        *,
+        cwd: Path,
+        log_path: Path,
+        env: dict[str, str],
+        grace: float = 30.0,
+    ) -> None:
+        self.log_path = log_path
+        self.grace = grace
+        self._log = log_path.open("w")
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(
+            [str(python), "-m", module, *args],
+            cwd=cwd,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def __enter__(self) -> ContenderProcess:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def exited(self) -> int | None:
+        """The exit code once the process has ended, else None."""
+        return self.proc.poll()
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the process and its reaped children so far."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return sum(int(f) for f in fields[11:15]) / _TICKS
+
+    def peak_rss_mb(self) -> float:
+        """The process's peak resident set size (VmHWM) so far, in MiB."""
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    def log_text(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def failure(self) -> str:
+        """A one-line reason the process ended: its exit code and the last error logged."""
+        lines = [_ANSI.sub("", line).strip() for line in self.log_text().splitlines()]
+        lines = [line for line in lines if line]
+        errors = [line for line in lines if _ERROR.search(line)]
+        last = (errors or lines or ["no output"])[-1][:160]
+        return f"crashed (exit {self.exited}): {last}"
+
+    def stop(self) -> int:
+        """SIGTERM, wait up to ``grace`` seconds, then SIGKILL; returns the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(self.grace)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
