@@ -173,5 +173,6 @@ def test_rocksdb_memory_does_not_grow_with_keys(
         growth[store] = late - early
         print(f"\n{store}: RSS {early:.0f} MB at 0.5M keys, {late:.0f} MB at 2M keys")
         delete_topics(settings, [changelog, f"{app}-dlq", f"{app}-late"])
-    assert growth["memory"] > 100, "the memory store should grow with its keys"
+    # 1.5M more keys cost a dict ~60-100 MB; RocksDB keeps them on disk.
+    assert growth["memory"] > 50, "the memory store should grow with its keys"
     assert growth["rocksdb"] < growth["memory"] / 3, growth
