@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -200,3 +201,30 @@ class TopicReader:
 
     def close(self) -> None:
         self._consumer.close()
+
+
+class ThreadedWorker:
+    """A worker of ``app`` running in a thread of the test process; ``stop()`` returns
+    its counters and re-raises whatever ended it."""
+
+    def __init__(self, app: Any) -> None:
+        self.worker = app.worker()
+        self.stats: Any = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.stats = self.worker.run(install_signal_handlers=False)
+        except BaseException as exc:
+            self.error = exc
+
+    def stop(self) -> Any:
+        self.worker.stop()
+        self.thread.join(60)
+        assert not self.thread.is_alive(), "worker did not stop within 60 s"
+        if self.error:
+            raise self.error
+        assert self.stats is not None
+        return self.stats

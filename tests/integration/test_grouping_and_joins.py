@@ -2,44 +2,25 @@
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
 
 import orjson
-from support import consume_all, delete_topics, produce, produce_json, record_count, wait_for
+from support import (
+    ThreadedWorker,
+    consume_all,
+    delete_topics,
+    produce,
+    produce_json,
+    record_count,
+    wait_for,
+)
 
 from millstream import App
 from millstream.config import Settings
 from millstream.kafka import TopicAdmin, TopicSpec
-from millstream.processors import WorkerStats, windows
-
-
-def run_in_thread(app: App) -> tuple[Callable[[], WorkerStats], threading.Thread]:
-    worker = app.worker()
-    result: dict[str, WorkerStats | BaseException] = {}
-
-    def target() -> None:
-        try:
-            result["stats"] = worker.run(install_signal_handlers=False)
-        except BaseException as exc:
-            result["error"] = exc
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-
-    def stop() -> WorkerStats:
-        worker.stop()
-        thread.join(60)
-        assert not thread.is_alive(), "worker did not stop"
-        if "error" in result:
-            raise result["error"]  # type: ignore[misc]
-        stats = result["stats"]
-        assert isinstance(stats, WorkerStats)
-        return stats
-
-    return stop, thread
+from millstream.processors import windows
 
 
 def test_group_by_repartitions_so_each_key_is_counted_in_one_place(
@@ -73,7 +54,7 @@ def test_group_by_repartitions_so_each_key_is_counted_in_one_place(
     expected: Counter[str] = Counter()
     for _, v in records:
         expected[v["card"]] += v["amount"]
-    stop, _ = run_in_thread(app)
+    stop = ThreadedWorker(app).stop
     try:
         produce_json(settings, src, records)
         repartition = f"{app_id}-by-card-repartition"
@@ -112,7 +93,7 @@ def test_join_with_a_global_table_enriches_and_follows_updates(
     left_out = app.topic(unique_name("left"), partitions=2)
     app.stream(src).join(table, on=lambda v: v["card"], how="left").to(left_out)
 
-    stop, _ = run_in_thread(app)
+    stop = ThreadedWorker(app).stop
     try:
         first = [(f"t{i}", {"card": f"card-{i % 12}"}) for i in range(24)]
         produce_json(settings, src, first)

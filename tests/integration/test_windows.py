@@ -28,8 +28,7 @@ import oracle
 import orjson
 import pytest
 from apps import windowed
-from support import consume_all, delete_topics, record_count, wait_for
-from test_worker import ThreadedWorker
+from support import ThreadedWorker, consume_all, delete_topics, record_count, wait_for
 
 from millstream import App
 from millstream.config import Settings, load_settings

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -15,12 +14,19 @@ from typing import Any
 
 import orjson
 import pytest
-from support import consume_all, delete_topics, produce, produce_json, record_count, wait_for
+from support import (
+    ThreadedWorker,
+    consume_all,
+    delete_topics,
+    produce,
+    produce_json,
+    record_count,
+    wait_for,
+)
 
 from millstream import App, BrokerUnreachableError
 from millstream.config import Settings, load_settings
 from millstream.kafka import TopicAdmin, TopicSpec
-from millstream.processors import WorkerStats
 
 ROOT = Path(__file__).resolve().parents[2]
 MILLSTREAM = [sys.executable, "-m", "millstream"]
@@ -73,30 +79,6 @@ def stateless_app(names: dict[str, str], bootstrap: str) -> App:
         lambda v: {**v, "usd": round(v["amount"] * 1.1, 2)}
     ).to(out)
     return app
-
-
-class ThreadedWorker:
-    def __init__(self, app: App) -> None:
-        self.worker = app.worker()
-        self.stats: WorkerStats | None = None
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        try:
-            self.stats = self.worker.run(install_signal_handlers=False)
-        except BaseException as exc:
-            self.error = exc
-
-    def stop(self) -> WorkerStats:
-        self.worker.stop()
-        self.thread.join(30)
-        assert not self.thread.is_alive(), "worker did not stop within 30 s"
-        if self.error:
-            raise self.error
-        assert self.stats is not None
-        return self.stats
 
 
 def test_100k_records_through_map_and_filter_match_exactly(
