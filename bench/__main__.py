@@ -21,6 +21,11 @@ from bench.peers import PeerUnavailable, commit_of
 from bench.report import print_table, write_charts, write_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
+#: Scenarios whose contenders run ``--repeat`` times: their targets compare millstream
+#: with the plain loop, two runs of a few seconds each on a shared machine.
+REPEATED = ("passthrough", "stateless")
+#: Contenders whose first run took longer than this (s) run once.
+REPEAT_UNDER = 60.0
 #: Runs are named by their start time (UTC): ``.local/bench/runs/<run id>``.
 RUN_ID = "%Y%m%d-%H%M%S"
 
@@ -40,6 +45,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--contenders",
         default=",".join(FAMILIES),
         help=f"comma-separated subset of {','.join(FAMILIES)} (all)",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="bulk runs of each passthrough and stateless contender, interleaved; the table "
+        f"shows the median (3; contenders slower than {REPEAT_UNDER:.0f} s run once)",
     )
     parser.add_argument("--latency-rate", type=int, default=20_000, help="records/s (20k)")
     parser.add_argument("--latency-seconds", type=float, default=10.0, help="seconds (10)")
@@ -73,25 +85,47 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.families = tuple(f.strip() for f in args.contenders.split(",") if f.strip())
     if not args.families or set(args.families) - set(FAMILIES):
         parser.error(f"--contenders takes a subset of {','.join(FAMILIES)}")
-    if args.records < 1 or args.partitions < 1 or args.keys < 1:
-        parser.error("--records, --partitions and --keys must be positive")
+    if args.records < 1 or args.partitions < 1 or args.keys < 1 or args.repeat < 1:
+        parser.error("--records, --partitions, --keys and --repeat must be positive")
     return args
 
 
-def run(bench: Bench, scenarios: list[str], families: tuple[str, ...]) -> None:
+def run(bench: Bench, scenarios: list[str], families: tuple[str, ...], repeat: int) -> None:
     if any(s != "restore" for s in scenarios):
         bench.prefill()
     for scenario in scenarios:
         contenders = lineup(scenario, families)
         broken = bench.prepare_restore() if scenario == "restore" and contenders else None
+        first: list[tuple[Contender, Result]] = []
         for contender in contenders:
             print(f"{scenario}: {contender.label} ...", file=sys.stderr)
             if broken:
                 bench.results.append(_failed(scenario, contender, broken))
                 continue
             result = bench.run(scenario, contender)
+            first.append((contender, result))
             rate = f"{result.rate:,.0f} records/s" if result.rate else ""
             print(f"{scenario}: {contender.label}: {result.status} {rate}", file=sys.stderr)
+        if scenario in REPEATED:
+            _repeat(bench, scenario, first, repeat)
+
+
+def _repeat(
+    bench: Bench, scenario: str, first: list[tuple[Contender, Result]], repeat: int
+) -> None:
+    """Rounds 2..repeat of the quick contenders, interleaved so that a noisy spell of the
+    machine falls on all of them rather than on one."""
+    quick = [(c, r) for c, r in first if r.ok and not r.note and (r.wall_s or 0) < REPEAT_UNDER]
+    for round_ in range(1, repeat):
+        for contender, result in quick:
+            bench.repeat(scenario, contender, result, round_)
+    for contender, result in quick:
+        if len(result.runs) > 1:
+            runs = ", ".join(f"{r:,.0f}" for r in result.runs)
+            print(
+                f"{scenario}: {contender.label}: median {result.rate:,.0f} records/s of {runs}",
+                file=sys.stderr,
+            )
 
 
 def _failed(scenario: str, c: Contender, status: str) -> Result:
@@ -152,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     bench = Bench(config)
     scenarios = [s for s in SCENARIOS if s in args.scenarios] or list(SCENARIOS)
     try:
-        run(bench, scenarios, args.families)
+        run(bench, scenarios, args.families, args.repeat)
     finally:
         if not args.keep_topics:
             bench.cleanup()

@@ -15,7 +15,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.kafka_io import Cluster, PacedLoad, latencies_ms, now_ms, prefill, prefill_distinct
@@ -27,7 +27,7 @@ SAMPLE = 0.1
 LOG_APPEND_TIME = {"message.timestamp.type": "LogAppendTime"}
 #: Event time of the input spans this many ms per record: 1M records cover 100 s.
 EVENT_MS_PER_RECORD = 0.1
-_RESTORED = re.compile(r"restored \S+: (\d+) changelog records in ([\d.]+)s")
+_RESTORED = re.compile(r"restored (\d+) changelog records of (\d+) store partitions in ([\d.]+)s")
 
 
 @dataclass
@@ -54,6 +54,10 @@ class Result:
     load: float | None = None
     status: str = "ok"
     note: str = ""
+    #: records/s of every bulk run when the contender ran more than once; ``rate`` and
+    #: ``cpu_us_per_record`` are then the medians.
+    runs: list[float] = field(default_factory=list)
+    cpu_runs: list[float] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -178,6 +182,36 @@ class Bench:
         self.results.append(result)
         return result
 
+    def repeat(self, scenario: str, contender: Contender, result: Result, round_: int) -> None:
+        """Another bulk run of a contender that already ran (``round_`` >= 1): its rate
+        joins ``result.runs``; the row's rate and CPU us/record become the medians."""
+        python = interpreter(contender.family, self.config.root, self.config.millstream_ref)
+        again = Result(
+            scenario,
+            contender.name,
+            contender.label,
+            contender.family,
+            contender.guarantee,
+            contender.store,
+            self.config.records,
+        )
+        self._bulk(python, scenario, contender, again, suffix=f"-r{round_}")
+        if not again.ok or again.rate is None or again.note:
+            print(
+                f"{scenario}: {contender.label}: repeat {round_}: {again.status}", file=sys.stderr
+            )
+            return
+        if not result.runs and result.rate is not None:
+            result.runs.append(result.rate)
+            if result.cpu_us_per_record is not None:
+                result.cpu_runs.append(result.cpu_us_per_record)
+        result.runs.append(again.rate)
+        if again.cpu_us_per_record is not None:
+            result.cpu_runs.append(again.cpu_us_per_record)
+        result.rate = statistics.median(result.runs)
+        if result.cpu_runs:
+            result.cpu_us_per_record = statistics.median(result.cpu_runs)
+
     def _start(
         self,
         python: Path,
@@ -259,9 +293,11 @@ class Bench:
                 "of the input: rate, CPU and wall time cover that part"
             )
 
-    def _bulk(self, python: Path, scenario: str, contender: Contender, result: Result) -> None:
+    def _bulk(
+        self, python: Path, scenario: str, contender: Contender, result: Result, suffix: str = ""
+    ) -> None:
         cfg = self.config
-        tag = f"{scenario}-{contender.name}"
+        tag = f"{scenario}-{contender.name}{suffix}"
         group, output = f"{cfg.prefix}-{tag}", f"{cfg.prefix}-{tag}-out"
         self.cluster.create_topic(output, cfg.partitions, LOG_APPEND_TIME)
         if scenario == "window":
@@ -366,7 +402,9 @@ class Bench:
         with self._start(python, contender, "table", tag, topics, group) as proc:
             progress = Progress(partitions, proc.started)
             result.status = self._watch(
-                proc, progress, lambda: len(_RESTORED.findall(proc.log_text()))
+                proc,
+                progress,
+                lambda: sum(int(k) for _, k, _ in _RESTORED.findall(proc.log_text())),
             )
             if result.ok and not progress.done:
                 result.status = f"restore took over {self.config.time_limit:.0f}s"
@@ -375,7 +413,7 @@ class Bench:
             result.cpu_s = proc.cpu_seconds()
             result.rss_mb = proc.peak_rss_mb()
             result.load = os.getloadavg()[0]
-            restored = [(int(n), float(s)) for n, s in _RESTORED.findall(proc.log_text())]
+            restored = [(int(n), float(s)) for n, _, s in _RESTORED.findall(proc.log_text())]
         records = sum(n for n, _ in restored)
         seconds = sum(s for _, s in restored)
         result.records = records

@@ -75,6 +75,11 @@ A peer that cannot be installed, or crashes, gets a row saying so and the run go
   imports, group join and the first batch are excluded, the same way for everyone. For
   the window scenario progress moves in commit steps (every contender commits every
   second), so the rate can be off by up to one commit interval over the run.
+- **repeats**: in passthrough and stateless every contender that finishes within 60 s
+  runs `--repeat` times (3), in interleaved rounds (plain, millstream, ..., plain,
+  millstream, ...), each time with a fresh group and output topic. The table shows the
+  median records/s and CPU us/record, with the range of the runs after it; on a shared
+  two-CPU machine a single run of a few seconds can be 30% off. Latency is measured once.
 - **time limit**: a contender still running 120 s after its first progress
   (`--time-limit`) is stopped there; its rate covers the part it processed (marked `*`).
 - **CPU s**: user + system time of the contender process, all threads (librdkafka's
@@ -97,9 +102,10 @@ A peer that cannot be installed, or crashes, gets a row saying so and the run go
   no latency ("-"): a final result comes when its window closes.
 - **restore**: a millstream table app builds a changelog of N distinct keys (12
   partitions); then a fresh worker of the same app with an empty state directory restores
-  every partition when it is assigned. records/s = changelog records restored over the
-  summed restore time of the partitions, from the worker's log lines `restored
-  <store>[p]: N changelog records in Xs`. Quix's restore is not compared.
+  the partitions it is assigned, all together. records/s = changelog records restored
+  over the time the restores took (assignment to the end of every partition, the first
+  fetch included), from the worker's log lines `restored N changelog records of K store
+  partitions in Xs`. Quix's restore is not compared.
 
 ## Caveats
 

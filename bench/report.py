@@ -93,6 +93,13 @@ def _number(value: float | None, digits: int = 0) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
+def _spread(runs: list[float]) -> str:
+    """The range of a repeated contender's runs, after the median."""
+    if len(runs) < 2:
+        return ""
+    return f" ({len(runs)} runs: {min(runs) / 1000:,.0f}k-{max(runs) / 1000:,.0f}k)"
+
+
 def _row_cells(result: Result, ratios: list[Comparison], nominal_rate: int) -> list[str]:
     if not result.ok:
         return [result.scenario, result.label, result.status, *[""] * (len(HEADERS) - 3)]
@@ -103,7 +110,7 @@ def _row_cells(result: Result, ratios: list[Comparison], nominal_rate: int) -> l
     return [
         result.scenario,
         result.label,
-        _number(result.rate) + (" *" if result.note else ""),
+        _number(result.rate) + _spread(result.runs) + (" *" if result.note else ""),
         latency,
         _number(result.rss_mb),
         _number(result.cpu_s, 1),

@@ -10,11 +10,17 @@ from millstream.kafka import ConsumedRecord, Message, from_client_error
 
 log = logging.getLogger("millstream.worker")
 
+#: Most records a run holds. The pipeline keeps a run's rows alive while it goes
+#: through it step by step; runs this small stay in the CPU caches, and a 5,000-record
+#: run cost about 1.5 us more per record in the passthrough benchmark.
+RUN_SIZE = 500
+
 
 def partition_runs(
-    messages: list[Message],
+    messages: list[Message], max_run: int = RUN_SIZE
 ) -> Iterator[tuple[str, int, list[ConsumedRecord]]]:
-    """Split a consumed batch into consecutive runs of one topic-partition, in order.
+    """Split a consumed batch into consecutive runs of one topic-partition, in order,
+    of at most ``max_run`` records.
 
     Error events in the batch are not records: fatal ones raise, the rest are logged.
     """
@@ -25,7 +31,7 @@ def partition_runs(
             _consumer_error(message.error())
             continue
         m = cast(ConsumedRecord, message)
-        if m.partition() != partition or m.topic() != topic:
+        if m.partition() != partition or m.topic() != topic or len(run) == max_run:
             if run:
                 yield topic, partition, run
             run, topic, partition = [], m.topic(), m.partition()

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from millstream.kafka import ANY_PARTITION
 from millstream.processors.context import PartitionContext
 from millstream.processors.rows import Row, StepRuntime
 from millstream.processors.state.manager import StoreSpec
@@ -168,11 +169,15 @@ class ToTopicStep(Step):
         for row in rows:
             key, value, timestamp, _ = row
             try:
+                # Arguments by position: see millstream.kafka.clients.PRODUCE_ARGUMENTS.
                 produce(
                     topic,
                     None if value is None else value_of(value),
                     None if key is None else key_of(key),
-                    timestamp=timestamp,
+                    ANY_PARTITION,
+                    None,
+                    None,
+                    timestamp,
                 )
             except Exception:
                 failed += not self._produce_carefully(row)

@@ -9,6 +9,7 @@ SIGINT the worker finishes the batch, checkpoints, leaves the group and returns.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -35,11 +36,13 @@ from millstream.processors.checkpoint import Checkpoint, TransactionalCheckpoint
 from millstream.processors.context import PartitionContext
 from millstream.processors.dead_letters import DeadLetterQueue
 from millstream.processors.exactly_once import ProducerFenced, Transactions
+from millstream.processors.heap import worker_gc
 from millstream.processors.metrics import WorkerTelemetry
 from millstream.processors.provisioning import provision_topics
 from millstream.processors.rows import Row
 from millstream.processors.state.manager import StateManager
 from millstream.processors.state.restore import Restorer
+from millstream.processors.state.store import StorePartition
 from millstream.processors.topology import Topology
 from millstream.processors.worker_config import WorkerConfig, WorkerStats, group_protocol_config
 from millstream.serde import fast_deserializer
@@ -103,7 +106,8 @@ class Worker:
             TopicNotFoundError: a referenced topic does not exist.
             DeliveryError: outputs could not be delivered; offsets were not committed.
         """
-        if install_signal_handlers and threading.current_thread() is threading.main_thread():
+        owns_process = threading.current_thread() is threading.main_thread()
+        if install_signal_handlers and owns_process:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: self.stop())
         provision_topics(self.topology, self.settings)
@@ -114,34 +118,41 @@ class Worker:
             healthy=lambda: time.monotonic() - self._last_loop < 30,
             ready=lambda: bool(self._contexts) and not self._restoring,
         )
-        try:
-            while True:
-                self._start()
-                try:
-                    self._loop()
-                    break
-                except ProducerFenced:
-                    log.warning("this worker was fenced; rejoining with a new producer")
-                    self._shutdown()
-                    self._fenced = False
-                except Exception as exc:
-                    # A fenced producer also fails outside a commit: produce(), poll()
-                    # and flush() raise its fatal error wherever the worker is.
-                    if not self._producer_fenced(exc):
-                        raise
-                    log.warning("this worker was fenced (%s); rejoining with a new producer", exc)
-                    self._fenced = True
-                    self._shutdown()
-                    self._fenced = False
-        except BaseException:
-            self._failed = True
-            raise
-        finally:
-            self._shutdown()
-            if self._transactions is not None:
-                self._transactions.release()
-            self.telemetry.close()
+        # A worker on the main thread owns its process and tunes the collector for it;
+        # one started on another thread leaves the application's settings alone.
+        with worker_gc() if owns_process else contextlib.nullcontext():
+            try:
+                self._run_until_stopped()
+            except BaseException:
+                self._failed = True
+                raise
+            finally:
+                self._shutdown()
+                if self._transactions is not None:
+                    self._transactions.release()
+                self.telemetry.close()
         return self.stats
+
+    def _run_until_stopped(self) -> None:
+        """Start and loop; after a fencing, shut down and start again with a new producer."""
+        while True:
+            self._start()
+            try:
+                self._loop()
+                return
+            except ProducerFenced:
+                log.warning("this worker was fenced; rejoining with a new producer")
+                self._shutdown()
+                self._fenced = False
+            except Exception as exc:
+                # A fenced producer also fails outside a commit: produce(), poll()
+                # and flush() raise its fatal error wherever the worker is.
+                if not self._producer_fenced(exc):
+                    raise
+                log.warning("this worker was fenced (%s); rejoining with a new producer", exc)
+                self._fenced = True
+                self._shutdown()
+                self._fenced = False
 
     @property
     def metrics_port(self) -> int | None:
@@ -441,9 +452,12 @@ class Worker:
                 # does not run into its timeout while they do.
                 self._commit()
             self._restoring = True
+            stateful = [(tp.topic, tp.partition) for tp in partitions if state.has_stores(tp.topic)]
+            opened = state.open_partitions(stateful)
             for tp in partitions:
-                if state.has_stores(tp.topic):
-                    seek = self._open_partition(state, tp.topic, tp.partition)
+                if (tp.topic, tp.partition) in opened:
+                    stores, seek = opened[(tp.topic, tp.partition)]
+                    self._open_partition(tp.topic, tp.partition, stores)
                     if seek is not None:
                         tp.offset = seek
             self.stats.restored_records = state.restorer.restored_records
@@ -454,13 +468,13 @@ class Worker:
             )
         consumer.incremental_assign(partitions)
 
-    def _open_partition(self, state: StateManager, topic: str, partition: int) -> int | None:
-        stores, seek = state.open_partition(topic, partition)
+    def _open_partition(
+        self, topic: str, partition: int, stores: dict[str, StorePartition]
+    ) -> None:
         part = PartitionContext(topic, partition, stores)
         self._contexts[(topic, partition)] = part
         for step in self.topology.stateful_steps(topic):
             step.open_partition(part)
-        return seek
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.stats.rebalances += 1

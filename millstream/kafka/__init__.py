@@ -14,11 +14,12 @@ from confluent_kafka import (
 )
 
 from millstream.kafka.admin import TopicAdmin, TopicInfo, TopicSpec, check_connection
-from millstream.kafka.clients import make_admin, make_consumer, make_producer
+from millstream.kafka.clients import ANY_PARTITION, make_admin, make_consumer, make_producer
 from millstream.kafka.errors import from_client_error, from_exception
 from millstream.kafka.records import ConsumedRecord
 
 __all__ = [
+    "ANY_PARTITION",
     "OFFSET_BEGINNING",
     "OFFSET_END",
     "ConsumedRecord",

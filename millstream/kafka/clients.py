@@ -28,6 +28,14 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
     "queue.buffering.max.kbytes": 262144,
 }
 
+#: ``Producer.produce`` parses keyword arguments by name on every call, which costs
+#: about a third of a microsecond per record; the hot paths pass them by position,
+#: in this order. ``produce(topic, value, key, ANY_PARTITION, None, None, timestamp)``
+#: is ``produce(topic, value, key, timestamp=timestamp)``.
+PRODUCE_ARGUMENTS = ("topic", "value", "key", "partition", "callback", "on_delivery", "timestamp")
+#: The partition argument that lets the producer's partitioner choose.
+ANY_PARTITION = -1
+
 #: Consumer defaults: offsets are committed by millstream's checkpoint, never automatically.
 CONSUMER_DEFAULTS: dict[str, Any] = {
     "enable.auto.commit": False,
@@ -35,10 +43,11 @@ CONSUMER_DEFAULTS: dict[str, Any] = {
     "auto.offset.reset": "earliest",
     "fetch.min.bytes": 1,
     "fetch.wait.max.ms": 100,
-    # Prefetch per partition: enough for full batches, small enough that a worker
-    # with many partitions does not hold hundreds of MB of fetched records.
-    "queued.min.messages": 20000,
-    "queued.max.messages.kbytes": 16384,
+    # Prefetch: up to 100k records per partition and 64 MB in all, so a batch is
+    # always waiting when the worker asks; a smaller prefetch left the worker idle
+    # on fetches for a third of the time at 150k records/s.
+    "queued.min.messages": 100000,
+    "queued.max.messages.kbytes": 65536,
     "enable.partition.eof": False,
     # Never read records of aborted (or still open) transactions.
     "isolation.level": "read_committed",

@@ -39,8 +39,8 @@ def write_changelog(store: StorePartition, codec: Codec, produce: Callable[..., 
     encode_key, encode_value = codec.encode_key, codec.encode_value
     for key, value in store.changes.items():
         raw = None if value is TOMBSTONE else encode_value(value)
-        produce(topic, raw, encode_key(key), partition=partition)
-    produce(topic, encode_marker(store.source_offset, store.meta), MARKER_KEY, partition=partition)
+        produce(topic, raw, encode_key(key), partition)
+    produce(topic, encode_marker(store.source_offset, store.meta), MARKER_KEY, partition)
 
 
 def touched(stores: Iterable[StorePartition]) -> list[StorePartition]:

@@ -68,26 +68,36 @@ class StateManager:
     def has_stores(self, topic: str) -> bool:
         return topic in self._specs
 
-    def open_partition(
-        self, topic: str, partition: int
-    ) -> tuple[dict[str, StorePartition], int | None]:
-        """Open and restore the stores of ``topic[partition]``.
+    def open_partitions(
+        self, partitions: list[tuple[str, int]]
+    ) -> dict[tuple[str, int], tuple[dict[str, StorePartition], int | None]]:
+        """Open the stores of these source topic-partitions and restore them together.
 
-        Returns the stores and the source offset to resume from: the lowest
-        offset the restored states reflect, or None when no store has a position.
+        Returns, per topic-partition, its stores and the source offset to resume from:
+        the lowest offset the restored states reflect, or None when no store has a
+        position.
         """
-        stores: dict[str, StorePartition] = {}
-        for spec in self._specs.get(topic, []):
-            store = StorePartition(
-                spec.name, partition, self._backend(spec, partition), spec.changelog(self.app_id)
-            )
-            self.restorer.restore(store)
-            store.source_offset_applied = store.source_offset
-            store.mark_committed()
-            stores[spec.name] = store
-        self.open[(topic, partition)] = stores
-        positions = [s.source_offset for s in stores.values() if s.source_offset > 0]
-        return stores, (min(positions) if positions else None)
+        opened: dict[tuple[str, int], dict[str, StorePartition]] = {}
+        for topic, partition in partitions:
+            opened[(topic, partition)] = {
+                spec.name: StorePartition(
+                    spec.name,
+                    partition,
+                    self._backend(spec, partition),
+                    spec.changelog(self.app_id),
+                )
+                for spec in self._specs.get(topic, [])
+            }
+        self.restorer.restore([s for stores in opened.values() for s in stores.values()])
+        result = {}
+        for key, stores in opened.items():
+            for store in stores.values():
+                store.source_offset_applied = store.source_offset
+                store.mark_committed()
+            self.open[key] = stores
+            positions = [s.source_offset for s in stores.values() if s.source_offset > 0]
+            result[key] = (stores, min(positions) if positions else None)
+        return result
 
     def close_partition(self, topic: str, partition: int) -> None:
         """Close the stores of a revoked partition (after its last checkpoint); files stay."""

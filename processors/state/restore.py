@@ -13,7 +13,6 @@ import logging
 import sys
 import time
 from collections.abc import Callable
-from typing import cast
 
 from rich.console import Console
 from rich.progress import (
@@ -26,6 +25,7 @@ from rich.progress import (
 )
 
 from millstream.kafka import ConsumedRecord, Consumer, TopicPartition, from_exception
+from millstream.processors.batches import partition_runs
 from millstream.processors.state.backends import Position
 from millstream.processors.state.changelog import MARKER_KEY, decode_marker
 from millstream.processors.state.store import StorePartition
@@ -37,7 +37,12 @@ PROGRESS_THRESHOLD = 50_000
 
 
 class Restorer:
-    """Replays changelog partitions into store partitions with one assign-only consumer."""
+    """Replays changelog partitions into store partitions with one assign-only consumer.
+
+    All the partitions of one assignment restore together: the consumer fetches from
+    every changelog partition at once, and the fixed cost of a restore (assigning,
+    the first fetch, noticing the end) is paid once rather than per partition.
+    """
 
     def __init__(self, consumer_factory: Callable[[], Consumer], batch_size: int = 20_000) -> None:
         self._factory = consumer_factory
@@ -45,10 +50,36 @@ class Restorer:
         self._batch_size = batch_size
         self.restored_records = 0
 
-    def restore(self, store: StorePartition) -> int:
-        """Bring ``store`` up to the end of its changelog partition; returns records read."""
+    def restore(self, stores: list[StorePartition]) -> int:
+        """Bring every store up to the end of its changelog partition; returns records read."""
         consumer = self._consumer or self._factory()
         self._consumer = consumer
+        replays = [r for r in (self._plan(consumer, store) for store in stores) if r is not None]
+        if not replays:
+            return 0
+        began = time.monotonic()
+        consumer.assign(
+            [TopicPartition(r.store.changelog, r.store.partition, r.start) for r in replays]
+        )
+        try:
+            read = self._replay(consumer, replays)
+        finally:
+            consumer.unassign()
+        elapsed = max(time.monotonic() - began, 1e-6)
+        self.restored_records += read
+        for r in replays:
+            r.finish()
+        log.info(
+            "restored %d changelog records of %d store partitions in %.2fs (%.0f/s)",
+            read,
+            len(replays),
+            elapsed,
+            read / elapsed,
+        )
+        return read
+
+    def _plan(self, consumer: Consumer, store: StorePartition) -> _Replay | None:
+        """Where ``store`` starts replaying, or None when it is up to date."""
         tp = TopicPartition(store.changelog, store.partition)
         position = store.backend.position()
         start = position.changelog_offset if position else 0
@@ -58,66 +89,83 @@ class Restorer:
             _adopt(store, position)
         if start >= high:
             store.changelog_offset = max(store.changelog_offset, start)
-            return 0
-        began = time.monotonic()
-        consumer.assign([TopicPartition(store.changelog, store.partition, start)])
-        try:
-            read = self._replay(consumer, store, start, high)
-        finally:
-            consumer.unassign()
-        elapsed = max(time.monotonic() - began, 1e-6)
-        self.restored_records += read
-        log.info(
-            "restored %s[%d]: %d changelog records in %.2fs (%.0f/s), from offset %d",
-            store.name,
-            store.partition,
-            read,
-            elapsed,
-            read / elapsed,
-            start,
-        )
-        return read
+            return None
+        return _Replay(store, start, high)
 
-    def _replay(self, consumer: Consumer, store: StorePartition, start: int, high: int) -> int:
-        pending: dict[bytes, bytes | None] = {}
-        read, offset = 0, start
-        tp = TopicPartition(store.changelog, store.partition)
-        with _progress(store, high - start) as advance:
-            while offset < high:
+    def _replay(self, consumer: Consumer, replays: list[_Replay]) -> int:
+        by_partition = {(r.store.changelog, r.store.partition): r for r in replays}
+        remaining = dict(by_partition)
+        read = 0
+        total = sum(r.high - r.start for r in replays)
+        with _progress(replays, total) as advance:
+            while remaining:
                 messages = consumer.consume(self._batch_size, 0.2)
                 if not messages:
-                    offset = consumer.position([tp])[0].offset
+                    self._check_positions(consumer, remaining)
                     continue
-                for message in messages:
-                    key = message.key()
-                    if key is None:  # error events carry no key; changelog records always do
-                        continue
-                    if key == MARKER_KEY:
-                        m = cast(ConsumedRecord, message)
-                        source_offset, meta = decode_marker(m.value())
-                        marked = Position(m.offset() + 1, source_offset, meta)
-                        store.backend.apply_encoded(pending, marked)
-                        _adopt(store, marked)
-                        pending = {}
-                    else:
-                        pending[key] = message.value()
-                last = cast(ConsumedRecord, messages[-1]).offset()
-                offset = max(offset, last + 1 if last >= 0 else offset)
+                for topic, partition, run in partition_runs(messages):
+                    replay = by_partition.get((topic, partition))
+                    if replay is not None and replay.add(run):
+                        remaining.pop((topic, partition), None)
                 read += len(messages)
                 advance(len(messages))
-        if pending:
-            log.info(
-                "%s[%d]: discarded %d changelog records of an unfinished checkpoint",
-                store.name,
-                store.partition,
-                len(pending),
-            )
         return read
+
+    @staticmethod
+    def _check_positions(consumer: Consumer, remaining: dict[tuple[str, int], _Replay]) -> None:
+        """Finish partitions whose position reached the end (their last records were
+        transaction markers or compacted away, so no record says so)."""
+        tps = [TopicPartition(t, p) for t, p in remaining]
+        for tp in consumer.position(tps):
+            if tp.offset >= remaining[(tp.topic, tp.partition)].high:
+                del remaining[(tp.topic, tp.partition)]
 
     def close(self) -> None:
         if self._consumer is not None:
             self._consumer.close()
             self._consumer = None
+
+
+class _Replay:
+    """One store partition being restored: changes since its last marker, and progress."""
+
+    def __init__(self, store: StorePartition, start: int, high: int) -> None:
+        self.store, self.start, self.high = store, start, high
+        self.pending: dict[bytes, bytes | None] = {}
+        self.read = 0
+
+    def add(self, run: list[ConsumedRecord]) -> bool:
+        """Apply a run of this partition's records; True once the partition is done."""
+        pending, store = self.pending, self.store
+        for message in run:
+            key = message.key()
+            if key == MARKER_KEY:
+                source_offset, meta = decode_marker(message.value())
+                marked = Position(message.offset() + 1, source_offset, meta)
+                store.backend.apply_encoded(pending, marked)
+                _adopt(store, marked)
+                pending = self.pending = {}
+            elif key is not None:
+                pending[key] = message.value()
+        self.read += len(run)
+        return run[-1].offset() + 1 >= self.high
+
+    def finish(self) -> None:
+        store = self.store
+        if self.pending:
+            log.info(
+                "%s[%d]: discarded %d changelog records of an unfinished checkpoint",
+                store.name,
+                store.partition,
+                len(self.pending),
+            )
+        log.info(
+            "restored %s[%d]: %d changelog records, from offset %d",
+            store.name,
+            store.partition,
+            self.read,
+            self.start,
+        )
 
 
 def _watermarks(consumer: Consumer, tp: TopicPartition, timeout: float = 60.0) -> tuple[int, int]:
@@ -143,11 +191,12 @@ def _adopt(store: StorePartition, position: Position) -> None:
 class _progress:
     """A rich progress bar on stderr for long restores; a no-op for short ones."""
 
-    def __init__(self, store: StorePartition, total: int) -> None:
+    def __init__(self, replays: list[_Replay], total: int) -> None:
         self._bar: Progress | None = None
         if total >= PROGRESS_THRESHOLD:
+            names = sorted({r.store.name for r in replays})
             self._bar = Progress(
-                TextColumn(f"restoring {store.name}[{store.partition}]"),
+                TextColumn(f"restoring {', '.join(names)} ({len(replays)} partitions)"),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TransferSpeedColumn(),

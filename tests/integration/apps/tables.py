@@ -9,7 +9,14 @@ import os
 
 from millstream import App
 
-app = App(os.environ["TEST_APP_ID"], commit_interval=1.0, batch_size=10000)
+# A small prefetch: the memory test reads this worker's RSS to see its store, and a
+# 64 MB librdkafka queue that fills and drains would drown that out.
+app = App(
+    os.environ["TEST_APP_ID"],
+    commit_interval=1.0,
+    batch_size=10000,
+    consumer_config={"queued.min.messages": 10000, "queued.max.messages.kbytes": 4096},
+)
 source = app.topic(os.environ["TEST_IN"], partitions=4)
 output = app.topic(os.environ["TEST_OUT"], partitions=4)
 counts = app.table("counts", store=os.environ.get("TEST_STORE", "memory"))
