@@ -129,7 +129,7 @@ def _repeat(
 
 
 def _failed(scenario: str, c: Contender, status: str) -> Result:
-    return Result(scenario, c.name, c.label, c.family, c.guarantee, c.store, 0, status=status)
+    return Result.of(scenario, c, 0, status=status)
 
 
 def publish(results: list[Result], config: RunConfig, args: argparse.Namespace) -> None:

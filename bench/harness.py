@@ -59,6 +59,14 @@ class Result:
     runs: list[float] = field(default_factory=list)
     cpu_runs: list[float] = field(default_factory=list)
 
+    @classmethod
+    def of(cls, scenario: str, contender: Contender, records: int, status: str = "ok") -> Result:
+        """An empty row for ``contender`` in ``scenario``."""
+        c = contender
+        return cls(
+            scenario, c.name, c.label, c.family, c.guarantee, c.store, records, status=status
+        )
+
     @property
     def ok(self) -> bool:
         return self.status == "ok"
@@ -159,15 +167,7 @@ class Bench:
     # -- one contender --------------------------------------------------------------
 
     def run(self, scenario: str, contender: Contender) -> Result:
-        result = Result(
-            scenario,
-            contender.name,
-            contender.label,
-            contender.family,
-            contender.guarantee,
-            contender.store,
-            self.config.records,
-        )
+        result = Result.of(scenario, contender, self.config.records)
         try:
             python = interpreter(contender.family, self.config.root, self.config.millstream_ref)
         except PeerUnavailable as exc:
@@ -186,15 +186,7 @@ class Bench:
         """Another bulk run of a contender that already ran (``round_`` >= 1): its rate
         joins ``result.runs``; the row's rate and CPU us/record become the medians."""
         python = interpreter(contender.family, self.config.root, self.config.millstream_ref)
-        again = Result(
-            scenario,
-            contender.name,
-            contender.label,
-            contender.family,
-            contender.guarantee,
-            contender.store,
-            self.config.records,
-        )
+        again = Result.of(scenario, contender, self.config.records)
         self._bulk(python, scenario, contender, again, suffix=f"-r{round_}")
         if not again.ok or again.rate is None or again.note:
             print(

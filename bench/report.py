@@ -223,7 +223,8 @@ def ensure_matplotlib() -> None:
 
 
 def write_charts(directory: Path, results: list[Result]) -> list[Path]:
-    """One horizontal bar chart of records/s per scenario; rows without a rate say why."""
+    """One horizontal bar chart of records/s per scenario (the median, with a line over the
+    range of the runs when a contender ran more than once); rows without a rate say why."""
     ensure_matplotlib()
     import matplotlib
 
@@ -239,6 +240,10 @@ def write_charts(directory: Path, results: list[Result]) -> list[Path]:
         fig, ax = plt.subplots(figsize=(8, 0.5 * len(rows) + 1.4), dpi=100)
         colors = ["#2a6fb0" if r.family == "millstream" else "#9a9a9a" for r in rows]
         bars = ax.barh([r.label for r in rows], rates, color=colors)
+        # Repeated contenders: a whisker from their slowest to their fastest run.
+        for i, (row, rate) in enumerate(zip(rows, rates, strict=True)):
+            if len(row.runs) > 1 and rate:
+                ax.plot([min(row.runs), max(row.runs)], [i, i], color="#333333", lw=1)
         ax.invert_yaxis()
         ax.set_xlabel(
             "records/s" + (" (changelog records restored)" if scenario == "restore" else "")
@@ -246,10 +251,9 @@ def write_charts(directory: Path, results: list[Result]) -> list[Path]:
         ax.set_title(f"{scenario}: throughput ({rows[0].records:,} records)")
         for bar, row, value in zip(bars, rows, rates, strict=True):
             text = f" {value:,.0f}{' *' if row.note else ''}" if value else f" {row.status[:40]}"
-            ax.text(
-                bar.get_width(), bar.get_y() + bar.get_height() / 2, text, va="center", fontsize=8
-            )
-        ax.set_xlim(0, max([*rates, 1.0]) * 1.3)
+            right = max([bar.get_width(), *row.runs]) if value else bar.get_width()
+            ax.text(right, bar.get_y() + bar.get_height() / 2, text, va="center", fontsize=8)
+        ax.set_xlim(0, max([*rates, *(x for r in rows for x in r.runs), 1.0]) * 1.3)
         ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x:,.0f}"))
         fig.tight_layout()
         path = directory / f"{scenario}.png"
