@@ -166,7 +166,7 @@ def test_rocksdb_memory_does_not_grow_with_keys(
         for store, worker in workers.items():
             changelog = f"{names['app']}-{store}-counts-changelog"
             wait_for(
-                lambda c=changelog, w=worker: w.alive() and record_count(settings, c) >= last,
+                lambda c=changelog, w=worker, n=last: w.alive() and record_count(settings, c) >= n,
                 300,
                 f"{store}: {last:,} keys",
             )
