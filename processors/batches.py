@@ -31,13 +31,22 @@ def partition_runs(
             _consumer_error(message.error())
             continue
         m = cast(ConsumedRecord, message)
-        if m.partition() != partition or m.topic() != topic or len(run) == max_run:
-            if run:
-                yield topic, partition, run
+        if m.partition() != partition or m.topic() != topic:
+            yield from _chunks(topic, partition, run, max_run)
             run, topic, partition = [], m.topic(), m.partition()
         run.append(m)
-    if run:
-        yield topic, partition, run
+    yield from _chunks(topic, partition, run, max_run)
+
+
+def _chunks(
+    topic: str, partition: int, run: list[ConsumedRecord], size: int
+) -> Iterator[tuple[str, int, list[ConsumedRecord]]]:
+    if len(run) <= size:
+        if run:
+            yield topic, partition, run
+        return
+    for start in range(0, len(run), size):
+        yield topic, partition, run[start : start + size]
 
 
 def _consumer_error(error: Any) -> None:

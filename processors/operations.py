@@ -169,7 +169,7 @@ class ToTopicStep(Step):
         for row in rows:
             key, value, timestamp, _ = row
             try:
-                # Arguments by position: see millstream.kafka.clients.PRODUCE_ARGUMENTS.
+                # Arguments by position: see millstream.kafka.clients.ANY_PARTITION.
                 produce(
                     topic,
                     None if value is None else value_of(value),

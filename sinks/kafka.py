@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from millstream.errors import ConfigurationError
-from millstream.kafka import Producer
+from millstream.kafka import ANY_PARTITION, Producer
 from millstream.serde import Serde, SerdeSpec, resolve_serde
 from millstream.sinks.base import Sink, SinkContext, SinkRecord
 from millstream.topics import Topic
@@ -42,7 +42,10 @@ class KafkaSink(Sink):
         for r in records:
             while True:
                 try:
-                    producer.produce(topic, value(r.value), key(r.key), timestamp=r.timestamp)
+                    # By position: see millstream.kafka.clients.ANY_PARTITION.
+                    producer.produce(
+                        topic, value(r.value), key(r.key), ANY_PARTITION, None, None, r.timestamp
+                    )
                     break
                 except BufferError:
                     producer.poll(0.05)

@@ -29,6 +29,12 @@ class Consumed:
     def json(self) -> Any:
         return orjson.loads(self.value) if self.value is not None else None
 
+    @classmethod
+    def of(cls, m: Any) -> Consumed:
+        """The fields of a consumed confluent-kafka message."""
+        headers = {k: v for k, v in (m.headers() or [])}
+        return cls(m.key(), m.value(), m.partition(), m.offset(), m.timestamp()[1], headers)
+
 
 def produce(
     settings: Settings,
@@ -120,16 +126,7 @@ def consume_all(
             for m in batch:
                 if m.error():
                     continue
-                out.append(
-                    Consumed(
-                        m.key(),
-                        m.value(),
-                        m.partition(),
-                        m.offset(),
-                        m.timestamp()[1],
-                        {k: v for k, v in (m.headers() or [])},
-                    )
-                )
+                out.append(Consumed.of(m))
     finally:
         consumer.close()
     return out
@@ -185,16 +182,7 @@ class TopicReader:
             for m in batch:
                 if m.error():
                     continue
-                self.records.append(
-                    Consumed(
-                        m.key(),
-                        m.value(),
-                        m.partition(),
-                        m.offset(),
-                        m.timestamp()[1],
-                        {k: v for k, v in (m.headers() or [])},
-                    )
-                )
+                self.records.append(Consumed.of(m))
             if not batch:
                 break
         return len(self.records)

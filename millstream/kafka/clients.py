@@ -28,12 +28,13 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
     "queue.buffering.max.kbytes": 262144,
 }
 
+#: The partition argument that lets the producer's partitioner choose.
+#:
 #: ``Producer.produce`` parses keyword arguments by name on every call, which costs
 #: about a third of a microsecond per record; the hot paths pass them by position,
-#: in this order. ``produce(topic, value, key, ANY_PARTITION, None, None, timestamp)``
-#: is ``produce(topic, value, key, timestamp=timestamp)``.
-PRODUCE_ARGUMENTS = ("topic", "value", "key", "partition", "callback", "on_delivery", "timestamp")
-#: The partition argument that lets the producer's partitioner choose.
+#: in the order topic, value, key, partition, callback, on_delivery, timestamp:
+#: ``produce(topic, value, key, ANY_PARTITION, None, None, timestamp)`` is
+#: ``produce(topic, value, key, timestamp=timestamp)``.
 ANY_PARTITION = -1
 
 #: Consumer defaults: offsets are committed by millstream's checkpoint, never automatically.
