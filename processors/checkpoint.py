@@ -110,8 +110,14 @@ class TransactionalCheckpoint(Checkpoint):
 
     The worker keeps a transaction open at all times; :meth:`commit` adds the
     changelog writes and the consumed offsets to it, commits it, applies the
-    state changes locally and opens the next one.
+    state changes locally and opens the next one. Each call to the transaction
+    coordinator gets ``transaction_timeout``: past it the broker aborts the
+    transaction anyway.
     """
+
+    def __init__(self, interval: float, transaction_timeout: float) -> None:
+        super().__init__(interval)
+        self.transaction_timeout = transaction_timeout
 
     def commit(
         self,
@@ -122,7 +128,8 @@ class TransactionalCheckpoint(Checkpoint):
         produce: Callable[..., Any],
     ) -> None:
         """Raises:
-        TransactionError: the transaction did not commit (``fatal`` when fenced).
+        TransactionError: the transaction did not commit (``fatal`` when the
+            producer was fenced or is stuck and must be replaced).
         DeliveryError: a record of the transaction could not be delivered.
         """
         for sink in sinks:
@@ -133,7 +140,7 @@ class TransactionalCheckpoint(Checkpoint):
             return
         self._flush(producer)
         offsets = [(t, p, o) for (t, p), o in self.pending.items()]
-        commit_transaction(producer, consumer, offsets, self.flush_timeout)
+        commit_transaction(producer, consumer, offsets, self.transaction_timeout)
         self.commits += 1
         self.committed.update(self.pending)
         self.pending.clear()

@@ -10,6 +10,7 @@ from millstream.config import Settings
 from millstream.errors import TransactionError
 from millstream.kafka import Producer
 from millstream.kafka.transactions import (
+    STUCK,
     abort_transaction,
     begin_transaction,
     init_transactions,
@@ -22,7 +23,7 @@ log = logging.getLogger("millstream.worker")
 
 
 class ProducerFenced(Exception):
-    """The transactional producer was fenced; the worker rejoins with a new one."""
+    """The transactional producer was fenced or is stuck; the worker rejoins with a new one."""
 
 
 class Transactions:
@@ -52,15 +53,18 @@ class Transactions:
         """Abort the open transaction because of ``cause``.
 
         Raises:
-            ProducerFenced: ``cause`` or the abort itself shows the producer was fenced.
+            ProducerFenced: ``cause`` or the abort itself shows the producer was fenced,
+                or ``cause`` shows it is stuck.
         """
         if isinstance(cause, TransactionError) and cause.fatal:
-            raise ProducerFenced(str(cause)) from cause
+            if cause.code == STUCK:
+                raise ProducerFenced(f"this worker's producer is stuck ({cause})") from cause
+            raise ProducerFenced(f"this worker was fenced ({cause})") from cause
         log.warning("transaction aborted (%s); reprocessing from the last commit", cause)
         try:
             abort_transaction(producer, self._timeout * 3)
         except TransactionError as exc:
-            raise ProducerFenced(str(exc)) from exc
+            raise ProducerFenced(f"this worker was fenced ({exc})") from exc
 
     def release(self) -> None:
         if self._slot is not None:

@@ -69,7 +69,7 @@ class Worker:
         self.config = config
         self.stats = WorkerStats()
         self.checkpoint = (
-            TransactionalCheckpoint(config.commit_interval)
+            TransactionalCheckpoint(config.commit_interval, config.transaction_timeout)
             if config.exactly_once
             else Checkpoint(config.commit_interval)
         )
@@ -140,8 +140,8 @@ class Worker:
             try:
                 self._loop()
                 return
-            except ProducerFenced:
-                log.warning("this worker was fenced; rejoining with a new producer")
+            except ProducerFenced as exc:
+                log.warning("%s; rejoining with a new producer", exc)
                 self._shutdown()
                 self._fenced = False
             except Exception as exc:

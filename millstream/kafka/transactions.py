@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -12,11 +13,22 @@ from millstream.kafka.errors import from_exception
 
 T = TypeVar("T")
 
+#: How long a transactional call may block past its own timeout before its producer
+#: is given up as stuck. librdkafka can wait for ever, whatever the timeout, for a
+#: group coordinator that left the cluster (confluentinc/librdkafka#5456 and #5511):
+#: a broker killed during send_offsets_to_transaction() is enough.
+STUCK_GRACE = 5.0
 
-def _attempt(action: Callable[[], T], what: str, retries: int = 3) -> T:
+#: TransactionError.code of a producer given up as stuck.
+STUCK = "_STUCK"
+
+
+def _attempt(
+    action: Callable[[], T], what: str, retries: int = 3, *, bound: float | None = None
+) -> T:
     for attempt in range(retries + 1):
         try:
-            return action()
+            return action() if bound is None else _bounded(action, what, bound)
         except KafkaException as exc:
             error = exc.args[0] if exc.args else None
             retriable = error is not None and error.retriable() and attempt < retries
@@ -26,6 +38,40 @@ def _attempt(action: Callable[[], T], what: str, retries: int = 3) -> T:
             fatal = error is not None and (error.fatal() or not error.txn_requires_abort())
             raise TransactionError(str(mapped), code=mapped.code, fatal=fatal) from exc
     raise AssertionError("unreachable")
+
+
+def _bounded(action: Callable[[], T], what: str, timeout: float) -> T:
+    """``action()`` on a helper thread, given up when it blocks past ``timeout + STUCK_GRACE``.
+
+    A call given up on goes on blocking its thread, which keeps the producer alive:
+    the producer must not be used, flushed or closed again, only replaced.
+
+    Raises:
+        TransactionError: fatal, code STUCK, when ``action`` did not return in time;
+            otherwise whatever ``action`` raised.
+    """
+    outcome: list[tuple[bool, Any]] = []
+
+    def call() -> None:
+        try:
+            outcome.append((True, action()))
+        except BaseException as exc:
+            outcome.append((False, exc))
+
+    limit = timeout + STUCK_GRACE
+    thread = threading.Thread(target=call, name=f"millstream {what}", daemon=True)
+    thread.start()
+    thread.join(limit)
+    if not outcome:
+        raise TransactionError(
+            f"{what}: no answer within {limit:g}s (its coordinator may have left the cluster)",
+            code=STUCK,
+            fatal=True,
+        )
+    returned, value = outcome[0]
+    if returned:
+        return value  # type: ignore[no-any-return]
+    raise value
 
 
 def init_transactions(producer: Producer, timeout: float) -> None:
@@ -44,10 +90,12 @@ def commit_transaction(
     timeout: float,
 ) -> None:
     """Add the consumed ``offsets`` (topic, partition, next offset) to the open
-    transaction with the consumer's group metadata, then commit it.
+    transaction with the consumer's group metadata, then commit it. Each call is
+    given ``timeout`` seconds and given up on shortly after (see STUCK_GRACE).
 
     Raises:
-        TransactionError: ``fatal`` when the producer was fenced; otherwise abortable.
+        TransactionError: ``fatal`` when the producer was fenced or is stuck (code
+            STUCK); otherwise abortable.
     """
     if offsets:
         partitions = [TopicPartition(t, p, o) for t, p, o in offsets]
@@ -55,8 +103,11 @@ def commit_transaction(
         _attempt(
             lambda: producer.send_offsets_to_transaction(partitions, metadata, timeout),
             "adding offsets to the transaction",
+            bound=timeout,
         )
-    _attempt(lambda: producer.commit_transaction(timeout), "committing the transaction")
+    _attempt(
+        lambda: producer.commit_transaction(timeout), "committing the transaction", bound=timeout
+    )
 
 
 def abort_transaction(producer: Producer, timeout: float) -> None:

@@ -437,7 +437,8 @@ def summary(result: Result, settings: Settings) -> tuple[str, Any]:
         f"({duplicated_windows} emitted more than once), worker kills {result.kills}, "
         f"broker kills {result.broker_kills}, aborted transactions "
         f"{result.fleet.count('transaction aborted')}, fenced "
-        f"{result.fleet.count('was fenced')}, unexpected worker exits "
+        f"{result.fleet.count('was fenced')}, stuck producers replaced "
+        f"{result.fleet.count('producer is stuck')}, unexpected worker exits "
         f"{len(result.fleet.crashes)}, elapsed {result.elapsed:.0f}s"
     )
     return line, outcome
