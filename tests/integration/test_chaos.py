@@ -7,7 +7,9 @@ produced while the workers run, and meanwhile: a worker killed with SIGKILL and
 restarted every few seconds, and once a broker killed with SIGKILL and started
 again. Afterwards a read_committed reader must see every enriched record exactly
 once and every window count exactly as the oracle says. The same scenario under
-at-least-once shows what exactly-once saves: duplicates, but nothing missing.
+at-least-once shows what exactly-once saves: duplicates, but nothing missing. A
+third run kills no worker but the broker coordinating the consumer group, while the
+workers commit: librdkafka can block for ever then, and the workers must not.
 
 A worker that exits without being killed is restarted, as a process supervisor
 would, so that the outputs still show whether exactly-once held; the test fails
