@@ -8,7 +8,7 @@ from typing import Any
 
 from millstream.config import Settings
 from millstream.errors import TransactionError
-from millstream.kafka import Producer
+from millstream.kafka import Producer, from_exception
 from millstream.kafka.transactions import (
     STUCK,
     abort_transaction,
@@ -20,6 +20,18 @@ from millstream.processors.identity import WorkerSlot
 from millstream.processors.worker_config import WorkerConfig
 
 log = logging.getLogger("millstream.worker")
+
+
+#: Errors of a transactional producer that cannot go on: it was fenced (another
+#: producer took over its transactional id, or the coordinator aborted a transaction
+#: open longer than transaction_timeout), and produce() then fails with _FATAL.
+_FENCED = {"_FENCED", "PRODUCER_FENCED", "INVALID_PRODUCER_EPOCH", "_FATAL"}
+
+
+def fenced(exc: Exception) -> bool:
+    """Whether ``exc``, raised by a transactional producer anywhere (produce, poll,
+    flush), means it was fenced."""
+    return from_exception(exc, "processing").code in _FENCED
 
 
 class ProducerFenced(Exception):

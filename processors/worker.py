@@ -20,14 +20,12 @@ from typing import Any
 from millstream.config import Settings
 from millstream.errors import DeliveryError, TransactionError
 from millstream.kafka import (
-    OFFSET_BEGINNING,
     ConsumedRecord,
     Consumer,
     Message,
     Producer,
     TopicAdmin,
     TopicPartition,
-    from_exception,
     make_consumer,
     make_producer,
 )
@@ -35,26 +33,19 @@ from millstream.processors.batches import partition_runs
 from millstream.processors.checkpoint import Checkpoint, TransactionalCheckpoint
 from millstream.processors.context import PartitionContext
 from millstream.processors.dead_letters import DeadLetterQueue
-from millstream.processors.exactly_once import ProducerFenced, Transactions
+from millstream.processors.exactly_once import ProducerFenced, Transactions, fenced
 from millstream.processors.heap import worker_gc
 from millstream.processors.metrics import WorkerTelemetry
+from millstream.processors.partitions import OwnedPartitions
 from millstream.processors.provisioning import provision_topics
-from millstream.processors.rows import Row
+from millstream.processors.rows import deserialize
 from millstream.processors.state.manager import StateManager
 from millstream.processors.state.restore import Restorer
-from millstream.processors.state.store import StorePartition
 from millstream.processors.topology import Topology
 from millstream.processors.worker_config import WorkerConfig, WorkerStats, group_protocol_config
-from millstream.serde import fast_deserializer
 from millstream.sinks.base import SinkContext
-from millstream.topics import Topic
 
 log = logging.getLogger("millstream.worker")
-
-#: Errors of a transactional producer that cannot go on: it was fenced (another
-#: producer took over its transactional id, or the coordinator aborted a transaction
-#: open longer than transaction_timeout), and produce() then fails with _FATAL.
-_FENCED = {"_FENCED", "PRODUCER_FENCED", "INVALID_PRODUCER_EPOCH", "_FATAL"}
 
 PUNCTUATE_INTERVAL = 0.5
 PURGE_INTERVAL = 30.0
@@ -82,12 +73,10 @@ class Worker:
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
         self._dlq: DeadLetterQueue | None = None
-        self._state: StateManager | None = None
-        self._contexts: dict[tuple[str, int], PartitionContext] = {}
+        self._partitions = OwnedPartitions(topology, None)
         self._client_id = f"{topology.app_id}-{os.getpid()}"
         self._group_protocol = config.group_protocol
         self._last_loop = time.monotonic()
-        self._restoring = False
         self._next_purge = time.monotonic() + PURGE_INTERVAL
         self._admin: TopicAdmin | None = None
         self.telemetry = WorkerTelemetry(settings, topology.app_id, self._client_id)
@@ -114,9 +103,9 @@ class Worker:
         self._group_protocol = self._choose_group_protocol()
         self.telemetry.start(
             lambda: self.stats,
-            gauges=lambda: {"assigned_partitions": float(len(self._contexts))},
+            gauges=lambda: {"assigned_partitions": float(len(self._partitions.contexts))},
             healthy=lambda: time.monotonic() - self._last_loop < 30,
-            ready=lambda: bool(self._contexts) and not self._restoring,
+            ready=lambda: bool(self._partitions.contexts) and not self._partitions.restoring,
         )
         # A worker on the main thread owns its process and tunes the collector for it;
         # one started on another thread leaves the application's settings alone.
@@ -147,7 +136,7 @@ class Worker:
             except Exception as exc:
                 # A fenced producer also fails outside a commit: produce(), poll()
                 # and flush() raise its fatal error wherever the worker is.
-                if not self._producer_fenced(exc):
+                if self._transactions is None or self._producer is None or not fenced(exc):
                     raise
                 log.warning("this worker was fenced (%s); rejoining with a new producer", exc)
                 self._fenced = True
@@ -183,14 +172,18 @@ class Worker:
         if self._transactions is not None:
             self._transactions.start(self._producer)
         self._dlq = DeadLetterQueue(topology.dlq_topic, self.produce_waiting)
-        if topology.stateful:
-            self._state = StateManager(
+        state = (
+            StateManager(
                 topology.app_id,
                 topology.store_specs(),
                 self.settings.local_dir / "state",
                 Restorer(self._restore_consumer),
                 TopicAdmin(self.settings),
             )
+            if topology.stateful
+            else None
+        )
+        self._partitions = OwnedPartitions(topology, state)
         context = SinkContext(topology.app_id, self.settings, self._producer)
         for sink in topology.sinks:
             sink.open(context)
@@ -230,11 +223,6 @@ class Worker:
             },
         )
 
-    def _producer_fenced(self, exc: Exception) -> bool:
-        if not self.config.exactly_once or self._producer is None:
-            return False
-        return from_exception(exc, "processing").code in _FENCED
-
     def _loop(self) -> None:
         assert self._consumer is not None and self._producer is not None
         consume, poll = self._consumer.consume, self._producer.poll
@@ -251,9 +239,9 @@ class Worker:
             poll(0)
             now = time.monotonic()
             if now >= next_punctuation:
-                self._punctuate(now)
+                self._partitions.punctuate(now)
                 if self._consumer is not None:
-                    self.telemetry.measure_lag(self._consumer, self._contexts)
+                    self.telemetry.measure_lag(self._consumer, self._partitions.contexts)
                 next_punctuation = now + PUNCTUATE_INTERVAL
             if self.checkpoint.due():
                 self._commit()
@@ -269,10 +257,7 @@ class Worker:
         finally:
             if consumer is not None:
                 consumer.close()
-            if self._state is not None:
-                self._state.close()
-                self._state = None
-            self._contexts.clear()
+            self._partitions.close()
             self.checkpoint.pending.clear()
             for sink in self.topology.sinks:
                 sink.close()
@@ -294,7 +279,8 @@ class Worker:
 
     def _process(self, messages: list[Message]) -> None:
         pending = self.checkpoint.pending
-        topics, sources, contexts = self.topology.topics, self.topology.sources, self._contexts
+        topics, sources = self.topology.topics, self.topology.sources
+        contexts = self._partitions.contexts
         for topic, partition, run in partition_runs(messages):
             self.stats.records_in += len(run)
             part = contexts.get((topic, partition))
@@ -305,39 +291,13 @@ class Worker:
             for store in part.stores.values():
                 store.source_offset = next_offset
                 store.touched = True
-            rows = self._deserialize(topics[topic], run)
+            rows = deserialize(topics[topic], run, self.dead_letter)
             if rows:
                 for root in sources[topic]:
                     root.process(rows, part)
             pending[(topic, partition)] = next_offset
         if self._dlq is not None:
             self.stats.dead_letters = self._dlq.count
-
-    def _deserialize(self, topic: Topic, messages: list[ConsumedRecord]) -> list[Row]:
-        key_of = fast_deserializer(topic.key_serde)
-        value_of = fast_deserializer(topic.value_serde)
-        try:
-            return [(key_of(m.key()), value_of(m.value()), m.timestamp()[1], m) for m in messages]
-        except Exception:
-            return self._deserialize_carefully(topic, messages)
-
-    def _deserialize_carefully(self, topic: Topic, messages: list[ConsumedRecord]) -> list[Row]:
-        """One record at a time with the full serdes; failures go to the dead-letter queue."""
-        key_of, value_of = topic.key_serde.deserialize, topic.value_serde.deserialize
-        rows: list[Row] = []
-        append = rows.append
-        for m in messages:
-            try:
-                append((key_of(m.key()), value_of(m.value()), m.timestamp()[1], m))
-            except Exception as exc:
-                self.dead_letter(m, exc, f"deserialize({topic.name})")
-        return rows
-
-    def _punctuate(self, now: float) -> None:
-        for step in self.topology.stateful:
-            for (topic, _), part in list(self._contexts.items()):
-                if topic == step.source and part.stores:
-                    step.punctuate(part, now)
 
     # -- StepRuntime -----------------------------------------------------------
 
@@ -381,7 +341,11 @@ class Worker:
             return
         try:
             self.checkpoint.commit(
-                consumer, producer, self.topology.sinks, self._state, self.produce_waiting
+                consumer,
+                producer,
+                self.topology.sinks,
+                self._partitions.state,
+                self.produce_waiting,
             )
         except (TransactionError, DeliveryError) as exc:
             if not self.config.exactly_once:
@@ -419,12 +383,7 @@ class Worker:
         self.stats.aborts += 1
         self.checkpoint.pending.clear()
         self.checkpoint.delivery_error = None
-        if self._state is not None:
-            self._state.discard()
-        for (topic, _), part in self._contexts.items():
-            for step in self.topology.stateful_steps(topic):
-                if part.stores:
-                    step.open_partition(part)
+        self._partitions.discard_uncommitted()
         self._rewind(self._consumer)
         self._transactions.begin(self._producer)
 
@@ -432,77 +391,42 @@ class Worker:
         assigned = consumer.assignment()
         if not assigned:
             return
+        partitions = self._partitions
         for tp in consumer.committed(assigned, timeout=self.settings.client_timeout):
-            part = self._contexts.get((tp.topic, tp.partition))
-            stores = part.stores.values() if part is not None else ()
             offset = (
-                tp.offset
-                if tp.offset >= 0
-                else max((s.source_offset for s in stores), default=OFFSET_BEGINNING)
+                tp.offset if tp.offset >= 0 else partitions.resume_offset(tp.topic, tp.partition)
             )
             consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.stats.rebalances += 1
         log.info("assigned %s", _describe(partitions))
-        state = self._state
-        if state is not None and any(state.has_stores(tp.topic) for tp in partitions):
-            if self._transactions is not None and not self._fenced:
-                # Restores can take seconds: commit first, so the open transaction
-                # does not run into its timeout while they do.
-                self._commit()
-            self._restoring = True
-            stateful = [(tp.topic, tp.partition) for tp in partitions if state.has_stores(tp.topic)]
-            opened = state.open_partitions(stateful)
-            for tp in partitions:
-                if (tp.topic, tp.partition) in opened:
-                    stores, seek = opened[(tp.topic, tp.partition)]
-                    self._open_partition(tp.topic, tp.partition, stores)
-                    if seek is not None:
-                        tp.offset = seek
-            self.stats.restored_records = state.restorer.restored_records
-            self._restoring = False
-        for tp in partitions:
-            self._contexts.setdefault(
-                (tp.topic, tp.partition), PartitionContext(tp.topic, tp.partition)
-            )
+        owned = self._partitions
+        if self._transactions is not None and not self._fenced and owned.have_state(partitions):
+            # Restores can take seconds: commit first, so the open transaction does
+            # not run into its timeout while they do.
+            self._commit()
+        owned.take(partitions)
+        self.stats.restored_records = owned.restored_records
         consumer.incremental_assign(partitions)
-
-    def _open_partition(
-        self, topic: str, partition: int, stores: dict[str, StorePartition]
-    ) -> None:
-        part = PartitionContext(topic, partition, stores)
-        self._contexts[(topic, partition)] = part
-        for step in self.topology.stateful_steps(topic):
-            step.open_partition(part)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.stats.rebalances += 1
         log.info("revoked %s", _describe(partitions))
         if not (self._failed or self._fenced) and partitions:
             self._commit()
-        self._close_partitions(partitions, lost=False)
+        self.checkpoint.forget((tp.topic, tp.partition) for tp in partitions)
+        self._partitions.release(partitions, lost=False)
         consumer.incremental_unassign(partitions)
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.warning("lost %s without a commit; their new owners reprocess", _describe(partitions))
-        self._close_partitions(partitions, lost=True)
+        self.checkpoint.forget((tp.topic, tp.partition) for tp in partitions)
+        self._partitions.release(partitions, lost=True)
         consumer.incremental_unassign(partitions)
         if self.config.exactly_once and not self._fenced:
             # The open transaction holds work of the lost partitions: it must not commit.
             self._abort(TransactionError("partitions were lost"))
-
-    def _close_partitions(self, partitions: list[TopicPartition], *, lost: bool) -> None:
-        self.checkpoint.forget((tp.topic, tp.partition) for tp in partitions)
-        for tp in partitions:
-            self._contexts.pop((tp.topic, tp.partition), None)
-            for step in self.topology.stateful_steps(tp.topic):
-                step.close_partition(tp.partition)
-            if self._state is not None:
-                if lost:
-                    self._state.drop_partition(tp.topic, tp.partition)
-                else:
-                    self._state.close_partition(tp.topic, tp.partition)
 
 
 class LateRecord(Exception):
