@@ -38,6 +38,12 @@ class ProducerFenced(Exception):
     """The transactional producer was fenced or is stuck; the worker rejoins with a new one."""
 
 
+def _replace(error: TransactionError) -> ProducerFenced:
+    if error.code == STUCK:
+        return ProducerFenced(f"this worker's producer is stuck ({error})")
+    return ProducerFenced(f"this worker was fenced ({error})")
+
+
 class Transactions:
     """One worker's transactions: a transaction is always open between checkpoints."""
 
@@ -69,14 +75,12 @@ class Transactions:
                 or ``cause`` shows it is stuck.
         """
         if isinstance(cause, TransactionError) and cause.fatal:
-            if cause.code == STUCK:
-                raise ProducerFenced(f"this worker's producer is stuck ({cause})") from cause
-            raise ProducerFenced(f"this worker was fenced ({cause})") from cause
+            raise _replace(cause) from cause
         log.warning("transaction aborted (%s); reprocessing from the last commit", cause)
         try:
             abort_transaction(producer, self._timeout * 3)
         except TransactionError as exc:
-            raise ProducerFenced(f"this worker was fenced ({exc})") from exc
+            raise _replace(exc) from exc
 
     def release(self) -> None:
         if self._slot is not None:

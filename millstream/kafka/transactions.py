@@ -76,7 +76,9 @@ def _bounded(action: Callable[[], T], what: str, timeout: float) -> T:
 
 def init_transactions(producer: Producer, timeout: float) -> None:
     """Register the transactional id, fencing any older producer that used it."""
-    _attempt(lambda: producer.init_transactions(timeout), "initialising transactions")
+    _attempt(
+        lambda: producer.init_transactions(timeout), "initialising transactions", bound=timeout
+    )
 
 
 def begin_transaction(producer: Producer) -> None:
@@ -111,7 +113,7 @@ def commit_transaction(
 
 
 def abort_transaction(producer: Producer, timeout: float) -> None:
-    _attempt(lambda: producer.abort_transaction(timeout), "aborting the transaction")
+    _attempt(lambda: producer.abort_transaction(timeout), "aborting the transaction", bound=timeout)
 
 
 def transactional_config(transactional_id: str, timeout_ms: int) -> dict[str, Any]:
