@@ -401,6 +401,11 @@ class Worker:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.stats.rebalances += 1
         log.info("assigned %s", _describe(partitions))
+        if self._consumer is None:
+            # The worker is closing its consumer (stopped or fenced): the partitions go
+            # back at once, so their state is not restored for nothing.
+            consumer.incremental_assign(partitions)
+            return
         owned = self._partitions
         if self._transactions is not None and not self._fenced and owned.have_state(partitions):
             # Restores can take seconds: commit first, so the open transaction does

@@ -52,12 +52,11 @@ class Restorer:
 
     def restore(self, stores: list[StorePartition]) -> int:
         """Bring every store up to the end of its changelog partition; returns records read."""
-        consumer = self._consumer or self._factory()
-        self._consumer = consumer
-        replays = [r for r in (self._plan(consumer, store) for store in stores) if r is not None]
+        replays = [r for r in (self._plan(store) for store in stores) if r is not None]
         if not replays:
             return 0
         began = time.monotonic()
+        consumer = self._client()
         consumer.assign(
             [TopicPartition(r.store.changelog, r.store.partition, r.start) for r in replays]
         )
@@ -78,12 +77,17 @@ class Restorer:
         )
         return read
 
-    def _plan(self, consumer: Consumer, store: StorePartition) -> _Replay | None:
+    def _client(self) -> Consumer:
+        if self._consumer is None:
+            self._consumer = self._factory()
+        return self._consumer
+
+    def _plan(self, store: StorePartition) -> _Replay | None:
         """Where ``store`` starts replaying, or None when it is up to date."""
         tp = TopicPartition(store.changelog, store.partition)
         position = store.backend.position()
         start = position.changelog_offset if position else 0
-        low, high = _watermarks(consumer, tp)
+        low, high = self._watermarks(tp)
         start = max(start, low)
         if position is not None:
             _adopt(store, position)
@@ -119,6 +123,26 @@ class Restorer:
         for tp in consumer.position(tps):
             if tp.offset >= remaining[(tp.topic, tp.partition)].high:
                 del remaining[(tp.topic, tp.partition)]
+
+    def _watermarks(self, tp: TopicPartition, timeout: float = 60.0) -> tuple[int, int]:
+        """Low and high watermark of ``tp``, asking again while leaders move.
+
+        Every retry asks with a new consumer: one that knew a dead broker as the
+        partition's leader can go on asking it (or answer "unknown partition") long
+        after another broker took over, while a new one looks the leader up afresh.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                low, high = self._client().get_watermark_offsets(tp, timeout=5)
+                return int(low), int(high)
+            except Exception as exc:
+                error = from_exception(exc, f"reading the offsets of {tp.topic}[{tp.partition}]")
+                if not error.retriable or time.monotonic() > deadline:
+                    raise error from exc
+                log.info("%s; asking again with a new consumer", error)
+                self.close()
+                time.sleep(0.2)
 
     def close(self) -> None:
         if self._consumer is not None:
@@ -166,20 +190,6 @@ class _Replay:
             self.read,
             self.start,
         )
-
-
-def _watermarks(consumer: Consumer, tp: TopicPartition, timeout: float = 60.0) -> tuple[int, int]:
-    """Low and high watermark of ``tp``, retrying while a new topic's leaders settle."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            low, high = consumer.get_watermark_offsets(tp, timeout=10)
-            return int(low), int(high)
-        except Exception as exc:
-            error = from_exception(exc, f"reading the offsets of {tp.topic}[{tp.partition}]")
-            if not error.retriable or time.monotonic() > deadline:
-                raise error from exc
-            time.sleep(0.2)
 
 
 def _adopt(store: StorePartition, position: Position) -> None:
