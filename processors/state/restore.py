@@ -132,6 +132,7 @@ class Restorer:
         after another broker took over, while a new one looks the leader up afresh.
         """
         deadline = time.monotonic() + timeout
+        pause = 0.2
         while True:
             try:
                 low, high = self._client().get_watermark_offsets(tp, timeout=5)
@@ -140,9 +141,10 @@ class Restorer:
                 error = from_exception(exc, f"reading the offsets of {tp.topic}[{tp.partition}]")
                 if not error.retriable or time.monotonic() > deadline:
                     raise error from exc
-                log.info("%s; asking again with a new consumer", error)
+                log.info("%s; asking again with a new consumer in %.1fs", error, pause)
                 self.close()
-                time.sleep(0.2)
+                time.sleep(pause)
+                pause = min(pause * 2, 2.0)
 
     def close(self) -> None:
         if self._consumer is not None:
