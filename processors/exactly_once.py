@@ -8,7 +8,7 @@ from typing import Any
 
 from millstream.config import Settings
 from millstream.errors import TransactionError
-from millstream.kafka import Producer, from_exception
+from millstream.kafka import Producer, from_exception, requires_abort
 from millstream.kafka.transactions import (
     STUCK,
     abort_transaction,
@@ -28,10 +28,19 @@ log = logging.getLogger("millstream.worker")
 _FENCED = {"_FENCED", "PRODUCER_FENCED", "INVALID_PRODUCER_EPOCH", "_FATAL"}
 
 
-def fenced(exc: Exception) -> bool:
-    """Whether ``exc``, raised by a transactional producer anywhere (produce, poll,
-    flush), means it was fenced."""
-    return from_exception(exc, "processing").code in _FENCED
+def cannot_go_on(exc: Exception) -> str | None:
+    """Why a transactional producer that raised ``exc`` outside a commit (produce,
+    poll, flush) cannot go on, or None when ``exc`` says nothing of the kind.
+
+    Besides a fencing, that is a transaction only an abort can end: the broker
+    aborted it (the worker was paused past transaction_timeout, say), and produce()
+    then fails with _STATE.
+    """
+    if from_exception(exc, "processing").code in _FENCED:
+        return "this worker was fenced"
+    if requires_abort(exc):
+        return "this worker's transaction can only be aborted"
+    return None
 
 
 class ProducerFenced(Exception):

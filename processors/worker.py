@@ -33,7 +33,7 @@ from millstream.processors.batches import partition_runs
 from millstream.processors.checkpoint import Checkpoint, TransactionalCheckpoint
 from millstream.processors.context import PartitionContext
 from millstream.processors.dead_letters import DeadLetterQueue
-from millstream.processors.exactly_once import ProducerFenced, Transactions, fenced
+from millstream.processors.exactly_once import ProducerFenced, Transactions, cannot_go_on
 from millstream.processors.heap import worker_gc
 from millstream.processors.metrics import WorkerTelemetry
 from millstream.processors.partitions import OwnedPartitions
@@ -134,11 +134,14 @@ class Worker:
                 self._shutdown()
                 self._fenced = False
             except Exception as exc:
-                # A fenced producer also fails outside a commit: produce(), poll()
-                # and flush() raise its fatal error wherever the worker is.
-                if self._transactions is None or self._producer is None or not fenced(exc):
+                # A producer fails outside a commit too: produce(), poll() and flush()
+                # raise wherever the worker is once it was fenced or once the broker
+                # aborted its transaction.
+                usable = self._transactions is None or self._producer is None
+                reason = None if usable else cannot_go_on(exc)
+                if reason is None:
                     raise
-                log.warning("this worker was fenced (%s); rejoining with a new producer", exc)
+                log.warning("%s (%s); rejoining with a new producer", reason, exc)
                 self._fenced = True
                 self._shutdown()
                 self._fenced = False
@@ -429,8 +432,9 @@ class Worker:
         self.checkpoint.forget((tp.topic, tp.partition) for tp in partitions)
         self._partitions.release(partitions, lost=True)
         consumer.incremental_unassign(partitions)
-        if self.config.exactly_once and not self._fenced:
+        if self.config.exactly_once and not self._fenced and self._consumer is not None:
             # The open transaction holds work of the lost partitions: it must not commit.
+            # (A closing worker commits nothing more; its successor aborts the transaction.)
             self._abort(TransactionError("partitions were lost"))
 
 

@@ -15,7 +15,7 @@ from confluent_kafka import (
 
 from millstream.kafka.admin import TopicAdmin, TopicInfo, TopicSpec, check_connection
 from millstream.kafka.clients import ANY_PARTITION, make_admin, make_consumer, make_producer
-from millstream.kafka.errors import from_client_error, from_exception
+from millstream.kafka.errors import from_client_error, from_exception, requires_abort
 from millstream.kafka.records import ConsumedRecord
 
 __all__ = [
@@ -36,4 +36,5 @@ __all__ = [
     "make_admin",
     "make_consumer",
     "make_producer",
+    "requires_abort",
 ]

@@ -72,3 +72,12 @@ def from_exception(exc: BaseException, context: str) -> KafkaError:
     if isinstance(exc, KafkaException) and exc.args and isinstance(exc.args[0], _CKError):
         return from_client_error(exc.args[0], context)
     return KafkaError(f"{context}: {exc}")
+
+
+def requires_abort(exc: BaseException) -> bool:
+    """Whether confluent-kafka raised ``exc`` because the open transaction can only be
+    aborted (librdkafka's abortable error state; produce() then reports _STATE)."""
+    error = exc.args[0] if isinstance(exc, KafkaException) and exc.args else None
+    if not isinstance(error, _CKError):
+        return False
+    return bool(error.txn_requires_abort()) or error.code() == _CKError._STATE

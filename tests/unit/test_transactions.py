@@ -12,11 +12,12 @@ import time
 from typing import Any
 
 import pytest
+from confluent_kafka import KafkaError, KafkaException
 
 from millstream.errors import TransactionError
 from millstream.kafka import transactions
 from millstream.kafka.transactions import STUCK, commit_transaction
-from millstream.processors.exactly_once import ProducerFenced, Transactions
+from millstream.processors.exactly_once import ProducerFenced, Transactions, cannot_go_on
 from millstream.processors.worker_config import WorkerConfig
 
 
@@ -91,3 +92,16 @@ def test_a_stuck_producer_makes_the_worker_rejoin() -> None:
         txn.abort(None, stuck)  # type: ignore[arg-type]
     with pytest.raises(ProducerFenced, match="was fenced"):
         txn.abort(None, fenced)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("code", "reason"),
+    [
+        (KafkaError._FENCED, "this worker was fenced"),
+        (KafkaError._STATE, "this worker's transaction can only be aborted"),
+        (KafkaError._MSG_TIMED_OUT, None),
+    ],
+)
+def test_what_a_producer_raises_outside_a_commit_says(code: int, reason: str | None) -> None:
+    exc = KafkaException(KafkaError(code, "Unable to produce message"))
+    assert cannot_go_on(exc) == reason
