@@ -3,7 +3,9 @@
 At-least-once: flush sinks, write state changes to their changelogs, flush the
 producer (outputs, changelogs and dead letters are on the brokers), apply the
 state changes locally, then commit the offsets. If a step fails, nothing is
-committed and the records are processed again.
+committed and the records are processed again. Offsets the group coordinator
+could not take for a moment (it is moving to another broker) go with the next
+checkpoint.
 
 Exactly-once: outputs, changelog writes and the consumed offsets go into one
 Kafka transaction; state changes are applied locally only once it committed.
@@ -88,11 +90,18 @@ class Checkpoint:
                 self.committed.update(self.pending)
             except Exception as exc:
                 error = from_exception(exc, "committing offsets")
-                if error.code not in _LOST_MEMBERSHIP:
+                if error.code in _LOST_MEMBERSHIP:
+                    # The group moved on without us: the new owners reprocess from
+                    # the last commit, which at-least-once allows.
+                    log.warning("offsets not committed, partitions were reassigned: %s", error)
+                elif error.retriable:
+                    # The group's coordinator is moving (its broker died): the offsets
+                    # stay pending and go with the next checkpoint.
+                    log.warning("offsets not committed, again at the next checkpoint: %s", error)
+                    self._next = time.monotonic() + self.interval
+                    return
+                else:
                     raise error from exc
-                # The group moved on without us: the new owners reprocess from
-                # the last commit, which at-least-once allows.
-                log.warning("offsets not committed, partitions were reassigned: %s", error)
             self.pending.clear()
         self._next = time.monotonic() + self.interval
 
