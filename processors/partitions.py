@@ -48,8 +48,10 @@ class OwnedPartitions:
         ]
         if state is not None and stateful:
             self.restoring = True
-            opened = state.open_partitions(stateful)
-            self.restoring = False
+            try:
+                opened = state.open_partitions(stateful)
+            finally:
+                self.restoring = False
             for tp in partitions:
                 if (tp.topic, tp.partition) in opened:
                     stores, seek = opened[(tp.topic, tp.partition)]

@@ -123,28 +123,34 @@ class Worker:
         return self.stats
 
     def _run_until_stopped(self) -> None:
-        """Start and loop; after a fencing, shut down and start again with a new producer."""
+        """Start and loop; when the producer cannot go on, shut down and start again."""
         while True:
             self._start()
             try:
                 self._loop()
                 return
-            except ProducerFenced as exc:
-                log.warning("%s; rejoining with a new producer", exc)
-                self._shutdown()
-                self._fenced = False
             except Exception as exc:
-                # A producer fails outside a commit too: produce(), poll() and flush()
-                # raise wherever the worker is once it was fenced or once the broker
-                # aborted its transaction.
-                usable = self._transactions is None or self._producer is None
-                reason = None if usable else cannot_go_on(exc)
+                reason = self._producer_lost(exc)
                 if reason is None:
                     raise
-                log.warning("%s (%s); rejoining with a new producer", reason, exc)
+                log.warning("%s; rejoining with a new producer", reason)
                 self._fenced = True
                 self._shutdown()
                 self._fenced = False
+
+    def _producer_lost(self, exc: Exception) -> str | None:
+        """Why ``exc`` means this worker's transactional producer cannot go on, if it does.
+
+        Commits raise ProducerFenced (fenced or stuck); produce(), poll() and flush()
+        raise wherever the worker is once it was fenced or the broker aborted its
+        transaction.
+        """
+        if isinstance(exc, ProducerFenced):
+            return str(exc)
+        if self._transactions is None or self._producer is None:
+            return None
+        reason = cannot_go_on(exc)
+        return f"{reason} ({exc})" if reason else None
 
     @property
     def metrics_port(self) -> int | None:
