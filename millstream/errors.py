@@ -2,7 +2,10 @@
 
 Every error millstream raises derives from :class:`MillstreamError`; errors from
 confluent-kafka are mapped onto this tree and chained (``raise ... from exc``)
-so the original stays visible in tracebacks::
+so the original stays visible in tracebacks. Every class lives in this module,
+so the name of an error's class (``millstream.errors.LateRecord``, say), which the
+dead-letter header ``millstream.error.type`` carries, does not change when the
+code that raises it moves::
 
     MillstreamError
     ├── ConfigurationError          a setting is missing or invalid (names it)
@@ -16,10 +19,30 @@ so the original stays visible in tracebacks::
     │   ├── TopicAlreadyExistsError create of an existing topic
     │   ├── DeliveryError           a produced record could not be delivered
     │   └── TransactionError        a transaction could not commit (abortable or fatal)
-    └── ProcessingError             a pipeline step failed (wraps user errors)
+    │       └── ProducerFenced      a worker's producer was fenced or is stuck: it rejoins
+    ├── ProcessingError             a pipeline step failed (wraps user errors)
+    └── LateRecord                  the reason a late record went to the late topic
 """
 
 from __future__ import annotations
+
+__all__ = [
+    "AuthenticationError",
+    "AuthorizationError",
+    "BrokerUnreachableError",
+    "ConfigurationError",
+    "DeliveryError",
+    "KafkaError",
+    "LateRecord",
+    "LocalClusterError",
+    "MillstreamError",
+    "ProcessingError",
+    "ProducerFenced",
+    "SerializationError",
+    "TopicAlreadyExistsError",
+    "TopicNotFoundError",
+    "TransactionError",
+]
 
 
 class MillstreamError(Exception):
@@ -91,3 +114,30 @@ class TransactionError(KafkaError):
 
 class ProcessingError(MillstreamError):
     """A step of a pipeline raised; the user's exception is chained."""
+
+
+class ProducerFenced(TransactionError):
+    """A worker's transactional producer cannot go on: it was fenced, or it is stuck.
+
+    Fenced means another producer with the same transactional id took over, or the
+    broker aborted the transaction (it ran past ``transaction_timeout``); stuck
+    means a transactional call did not return within its bound. Either way the
+    open transaction is lost, so ``fatal`` is always true: the worker drops its
+    uncommitted state, leaves the group and rejoins with a new producer, and the
+    records since the last commit are processed again. It is a
+    :class:`TransactionError` because it is the fatal case of one, already decided:
+    code that handles transaction errors sees it, with the original chained.
+    """
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message, code=code, fatal=True)
+
+
+class LateRecord(MillstreamError):
+    """The reason a late record was routed to the late topic (``{app_id}-late``).
+
+    Never raised: it is the error a late record carries to the late topic, in the
+    same headers as a dead letter (``millstream.error.type`` is
+    ``millstream.errors.LateRecord``). A record is late when the stream time of its
+    partition has passed the end of its window plus the grace period.
+    """
