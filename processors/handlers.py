@@ -1,7 +1,7 @@
 """The low-level processor API: a function per record with access to tables.
 
 ```python
-balances = app.table("balances", store="rocksdb")
+balances = app.table("balances", backend="rocksdb")
 
 @app.processor(payments, tables=[balances])
 def track(record, ctx):
@@ -45,7 +45,7 @@ class Table:
     """A key-value table declared with ``app.table(name)``; partitioned like its input."""
 
     name: str
-    store: StoreKind = "memory"
+    backend: StoreKind = "memory"
 
 
 class ProcessorContext:
@@ -100,7 +100,7 @@ class ProcessorStep(StatefulStep):
         self._context = ProcessorContext(self)
 
     def store_specs(self) -> list[StoreSpec]:
-        return [StoreSpec(t.name, self.source, t.store) for t in self.tables]
+        return [StoreSpec(t.name, self.source, t.backend) for t in self.tables]
 
     def process(self, rows: list[Row], part: PartitionContext) -> None:
         fn, ctx = self.fn, self._context
