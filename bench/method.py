@@ -37,7 +37,7 @@ A peer that cannot be installed, or crashes, gets a row saying so and the run go
   records per partition, 64 MB) and KIP-848 consumer group, and like millstream it reads
   `read_committed` (librdkafka's default).
 - **millstream**: `app.stream(src).to(out)`; `.filter(keep).map(enrich).to(out)`;
-  `.group_by_key().window(Tumbling(10 s), store=...).aggregate(lambda: [0, 0.0], add)
+  `.group_by_key().window(Tumbling(10 s), backend=...).aggregate(lambda: [0, 0.0], add)
   .final().to(out)`; for restore, `@app.processor` writing `table[key] = amount` into an
   `app.table(...)`. JSON values, str keys (the defaults), `commit_interval=1 s`, default
   batch size (5000), at-least-once or exactly-once (one transaction per commit).

@@ -1,26 +1,24 @@
-"""millstream: stream processing and a task queue for Python on Apache Kafka."""
+"""millstream: stream processing and a task queue for Python on Apache Kafka.
 
+The public API is what this package exports, and the modules it names::
+
+    from millstream import App, errors, sinks, windows
+
+Everything else (``millstream.processors.worker``, ``millstream.kafka``, ...) is the
+implementation: importable, but free to change between releases.
+"""
+
+from millstream import errors, sinks, windows
 from millstream.app import App
-from millstream.errors import (
-    BrokerUnreachableError,
-    ConfigurationError,
-    DeliveryError,
-    MillstreamError,
-    SerializationError,
-    TopicNotFoundError,
-)
 from millstream.topics import Topic
 
 __version__ = "0.1.0"
 
 __all__ = [
     "App",
-    "BrokerUnreachableError",
-    "ConfigurationError",
-    "DeliveryError",
-    "MillstreamError",
-    "SerializationError",
     "Topic",
-    "TopicNotFoundError",
     "__version__",
+    "errors",
+    "sinks",
+    "windows",
 ]

@@ -9,10 +9,13 @@ from typing import Any, Literal
 
 from millstream.config import Settings, load_settings
 from millstream.errors import ConfigurationError
-from millstream.processors import Stream, Topology, Worker, WorkerConfig, WorkerStats
 from millstream.processors.handlers import ProcessorContext, ProcessorStep, Record, Table
 from millstream.processors.state.manager import StoreKind
+from millstream.processors.stream import Stream
 from millstream.processors.tables import GlobalTable
+from millstream.processors.topology import Topology
+from millstream.processors.worker import Worker
+from millstream.processors.worker_config import WorkerConfig, WorkerStats
 from millstream.serde import SerdeSpec
 from millstream.topics import Topic, declare_topic
 
@@ -128,17 +131,21 @@ class App:
         self.topology.global_tables.append(table)
         return table
 
-    def table(self, name: str, *, store: StoreKind = "memory") -> Table:
+    def table(self, name: str, *, backend: StoreKind = "memory") -> Table:
         """Declare a key-value table for :meth:`processor` functions.
 
-        It is partitioned like the input of the processor that uses it, and backed by
+        It is partitioned like the input of the processor that uses it, kept in
+        ``"memory"`` or in ``"rocksdb"`` (``backend``, see docs/state.md), and backed by
         the compacted changelog topic ``{app_id}-{name}-changelog``.
+
+        Raises:
+            ConfigurationError: the backend is unknown, or the table is declared twice.
         """
-        if store not in ("memory", "rocksdb"):
-            raise ConfigurationError("store", f"must be 'memory' or 'rocksdb', not {store!r}")
+        if backend not in ("memory", "rocksdb"):
+            raise ConfigurationError("backend", f"must be 'memory' or 'rocksdb', not {backend!r}")
         if name in self._tables:
             raise ConfigurationError("table", f"table {name!r} is declared twice")
-        self._tables[name] = Table(self.topology.unique_name(name), store)
+        self._tables[name] = Table(self.topology.unique_name(name), backend)
         return self._tables[name]
 
     def processor(

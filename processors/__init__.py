@@ -1,22 +1,20 @@
-"""Processing: the stream DSL, windows, state, the worker runtime, checkpoints, dead letters."""
+"""Processing: the stream DSL that ``App.stream`` starts, and its windows.
+
+The package exports the DSL only. The runtime behind it (the worker, the topology,
+state, checkpoints, exactly-once, dead letters) lives in its own modules,
+``millstream.processors.worker`` and so on, and is not part of the public API.
+"""
 
 from millstream.processors import windows
 from millstream.processors.grouping import GroupedStream, WindowedStream, WindowResults
 from millstream.processors.stream import Stream
 from millstream.processors.tables import GlobalTable
-from millstream.processors.topology import Topology
-from millstream.processors.worker import Worker
-from millstream.processors.worker_config import WorkerConfig, WorkerStats
 
 __all__ = [
     "GlobalTable",
     "GroupedStream",
     "Stream",
-    "Topology",
     "WindowResults",
     "WindowedStream",
-    "Worker",
-    "WorkerConfig",
-    "WorkerStats",
     "windows",
 ]

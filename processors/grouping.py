@@ -11,7 +11,7 @@ from millstream.processors.state.manager import StoreKind
 from millstream.processors.stream import Stream
 from millstream.processors.windows import aggregations
 from millstream.processors.windows.aggregations import Aggregation
-from millstream.processors.windows.base import LatePolicy, WindowStep
+from millstream.processors.windows.base import Emit, LatePolicy, WindowStep
 from millstream.processors.windows.definitions import Hopping, Session, Sliding, Window
 from millstream.processors.windows.fixed import FixedWindowStep
 from millstream.processors.windows.session import SessionWindowStep
@@ -34,15 +34,20 @@ class GroupedStream:
         window: Window,
         *,
         name: str | None = None,
-        store: StoreKind = "memory",
+        backend: StoreKind = "memory",
         late: LatePolicy = "drop",
         idle_timeout: timedelta | float | None = None,
     ) -> WindowedStream:
-        """Aggregate by ``window``; ``name`` names the store and its changelog topic."""
+        """Aggregate by ``window``; ``name`` names the store and its changelog topic,
+        ``backend`` keeps the store in ``"memory"`` or in ``"rocksdb"`` (see docs/state.md).
+
+        Raises:
+            ConfigurationError: an option is invalid; the message names it.
+        """
         if not isinstance(window, Window):
             raise ConfigurationError("window", f"{window!r} is not a millstream window")
-        if store not in ("memory", "rocksdb"):
-            raise ConfigurationError("store", "must be 'memory' or 'rocksdb'")
+        if backend not in ("memory", "rocksdb"):
+            raise ConfigurationError("backend", f"must be 'memory' or 'rocksdb', not {backend!r}")
         if late not in ("drop", "topic"):
             raise ConfigurationError("late", "must be 'drop' or 'topic'")
         idle_ms = None
@@ -57,7 +62,7 @@ class GroupedStream:
             idle_ms = int(seconds * 1000)
         store_name = self._topology.unique_store_name(name or f"{window.kind}-window")
         return WindowedStream(
-            self._stream, window, store_name, self._source, store, late, idle_ms, self._topology
+            self._stream, window, store_name, self._source, backend, late, idle_ms, self._topology
         )
 
 
@@ -70,7 +75,7 @@ class WindowedStream:
         window: Window,
         store_name: str,
         source: str,
-        store: StoreKind,
+        backend: StoreKind,
         late: LatePolicy,
         idle_ms: int | None,
         topology: Topology,
@@ -80,7 +85,7 @@ class WindowedStream:
         self._options: dict[str, Any] = {
             "store_name": store_name,
             "source": source,
-            "store_kind": store,
+            "store_kind": backend,
             "late": late,
             "idle_timeout_ms": idle_ms,
         }
@@ -134,6 +139,8 @@ class WindowResults(Stream):
     """The results of a windowed aggregation: ``.final()`` (default) or ``.current()``.
 
     Each result has the group key as key and ``{"start", "end", "value"}`` as value.
+    The emission is chosen once, before the results go anywhere: it belongs to the
+    aggregation, so every step wired below it sees the same results.
     """
 
     def __init__(self, stream: Stream, step: WindowStep) -> None:
@@ -141,11 +148,31 @@ class WindowResults(Stream):
         self._window_step = step
 
     def final(self) -> WindowResults:
-        """Emit each window once, when it closes."""
-        self._window_step.emit_mode = "final"
-        return self
+        """Emit each window once, when it closes (the default).
+
+        Raises:
+            ConfigurationError: the results already go on to another step with
+                ``.current()`` emission.
+        """
+        return self._emit("final")
 
     def current(self) -> WindowResults:
-        """Emit a window's aggregate after every update."""
-        self._window_step.emit_mode = "current"
+        """Emit a window's aggregate after every update.
+
+        Raises:
+            ConfigurationError: the results already go on to another step with
+                ``.final()`` emission.
+        """
+        return self._emit("current")
+
+    def _emit(self, mode: Emit) -> WindowResults:
+        step = self._window_step
+        if step.emit_mode != mode and step.children:
+            wired = ", ".join(child.name for child in step.children)
+            raise ConfigurationError(
+                f"{mode}()",
+                f"the results of window {step.store_name!r} already go on to {wired} "
+                f"with .{step.emit_mode}() emission; call .{mode}() before wiring them",
+            )
+        step.emit_mode = mode
         return self

@@ -2,7 +2,7 @@
 
 - passthrough: ``app.stream(src).to(out)`` (json serde: parse + serialize)
 - stateless: ``.filter(keep).map(enrich).to(out)``
-- window: ``.group_by_key().window(Tumbling(10 s), store=...).aggregate(count, sum)``,
+- window: ``.group_by_key().window(Tumbling(10 s), backend=...).aggregate(count, sum)``,
   final results only
 - table: a processor writing every record into a table (the restore scenario)
 
@@ -18,8 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 from bench.contenders.common import COMMIT_INTERVAL, WINDOW_SECONDS, enrich, keep, parse_args
-from millstream import App
-from millstream.processors import windows
+from millstream import App, windows
 from millstream.processors.handlers import ProcessorContext, Record
 
 
@@ -47,12 +46,12 @@ def build(
         window = windows.Tumbling(timedelta(seconds=WINDOW_SECONDS))
         results = (
             stream.group_by_key()
-            .window(window, store=store)
+            .window(window, backend=store)
             .aggregate(lambda: [0, 0.0], count_and_sum)
         )
         results.final().to(out)
     else:
-        table = app.table("restore", store=store)
+        table = app.table("restore", backend=store)
 
         def remember(record: Record, ctx: ProcessorContext) -> None:
             ctx.table("restore")[record.key] = record.value["amount"]

@@ -23,8 +23,7 @@ from datetime import timedelta
 from typing import Any
 
 from examples.fraud.pipeline import ALERTS_TOPIC, PARTITIONS, TOPIC_CONFIG, TRANSACTIONS_TOPIC
-from millstream import App
-from millstream.processors import windows
+from millstream import App, windows
 from millstream.producers.generators import Transaction
 
 ONLINE_CATEGORIES = frozenset({"digital_goods", "entertainment"})

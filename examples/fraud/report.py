@@ -16,7 +16,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from millstream.processors import WorkerStats
+from millstream.processors.worker_config import WorkerStats
 from millstream.producers.generators import Transaction
 
 

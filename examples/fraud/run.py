@@ -38,10 +38,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from examples.fraud import bursts, pipeline
 from examples.fraud.report import AlertLog, AppRun, DemoRun, GroundTruth, print_summary
-from millstream import App, MillstreamError
+from millstream import App
 from millstream.config import Settings, load_settings
+from millstream.errors import MillstreamError
 from millstream.kafka import TopicAdmin, TopicPartition, TopicSpec, make_admin, make_consumer
-from millstream.processors import Worker
+from millstream.processors.worker import Worker
 from millstream.producers import ProducerRecord, Publisher
 from millstream.producers.generators import TransactionGenerator
 

@@ -24,8 +24,9 @@ from support import (
     wait_for,
 )
 
-from millstream import App, BrokerUnreachableError
+from millstream import App
 from millstream.config import Settings, load_settings
+from millstream.errors import BrokerUnreachableError
 from millstream.kafka import TopicAdmin, TopicSpec
 
 ROOT = Path(__file__).resolve().parents[2]

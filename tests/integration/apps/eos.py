@@ -45,7 +45,7 @@ stream.map(enrich).to(enriched)
     .window(
         windows.Tumbling(timedelta(seconds=10), grace=timedelta(days=1)),
         name="card-counts",
-        store=os.environ.get("TEST_STORE", "rocksdb"),
+        backend=os.environ.get("TEST_STORE", "rocksdb"),
     )
     .count()
     .to(counts)

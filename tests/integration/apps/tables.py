@@ -19,7 +19,7 @@ app = App(
 )
 source = app.topic(os.environ["TEST_IN"], partitions=4)
 output = app.topic(os.environ["TEST_OUT"], partitions=4)
-counts = app.table("counts", store=os.environ.get("TEST_STORE", "memory"))
+counts = app.table("counts", backend=os.environ.get("TEST_STORE", "memory"))
 _emit = bool(os.environ.get("TEST_EMIT"))
 
 

@@ -68,22 +68,22 @@ def windowed_app(
     grouped.window(
         windows.Tumbling(_ms(TUMBLING_SIZE), grace=_ms(TUMBLING_GRACE)),
         name="tumbling",
-        store=store,
+        backend=store,
     ).count().to(outputs["tumbling"])
     grouped.window(
         windows.Hopping(_ms(HOPPING_SIZE), _ms(HOPPING_ADVANCE), grace=_ms(HOPPING_GRACE)),
         name="hopping",
-        store=store,
+        backend=store,
     ).sum(amount).to(outputs["hopping"])
     grouped.window(
         windows.Sliding(_ms(SLIDING_SIZE), grace=_ms(SLIDING_GRACE)),
         name="sliding",
-        store=store,
+        backend=store,
     ).count().to(outputs["sliding"])
     grouped.window(
         windows.Session(_ms(SESSION_GAP), grace=_ms(SESSION_GRACE)),
         name="session",
-        store=store,
+        backend=store,
     ).sum(amount).to(outputs["session"])
     return app
 
