@@ -21,6 +21,7 @@ code that raises it moves::
     │   └── TransactionError        a transaction could not commit (abortable or fatal)
     │       └── ProducerFenced      a worker's producer was fenced or is stuck: it rejoins
     ├── ProcessingError             a pipeline step failed (wraps user errors)
+    ├── IllegalTransition           a partition's lifecycle was broken (a bug in millstream)
     └── LateRecord                  the reason a late record went to the late topic
 """
 
@@ -32,6 +33,7 @@ __all__ = [
     "BrokerUnreachableError",
     "ConfigurationError",
     "DeliveryError",
+    "IllegalTransition",
     "KafkaError",
     "LateRecord",
     "LocalClusterError",
@@ -131,6 +133,14 @@ class ProducerFenced(TransactionError):
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message, code=code, fatal=True)
+
+
+class IllegalTransition(MillstreamError):
+    """A partition was asked to move to a state its lifecycle does not allow.
+
+    The lifecycle is drawn in ``millstream.processors.assigned``; this error means a
+    bug in millstream, not in the application, and ends the worker.
+    """
 
 
 class LateRecord(MillstreamError):

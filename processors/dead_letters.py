@@ -1,20 +1,14 @@
-"""The dead-letter queue: where records go that a pipeline could not process.
+"""Dead letters: the headers that say why a record left its pipeline, and where from.
 
 A record that fails to deserialize or raises in a step is produced, with its
-original key, value and headers, to ``{app_id}-dlq``, plus headers that say why
-and where it came from. The worker goes on; nothing is dropped silently.
+original key, value and headers, to ``{app_id}-dlq`` (late records to
+``{app_id}-late``), plus the headers below. The worker goes on; nothing is
+dropped silently. The record collector does the sending.
 """
 
 from __future__ import annotations
 
-import logging
-import time
-from collections.abc import Callable
-from typing import Any
-
 from millstream.kafka import ConsumedRecord
-
-log = logging.getLogger("millstream.dlq")
 
 HEADER_ERROR = "millstream.error"
 HEADER_ERROR_TYPE = "millstream.error.type"
@@ -26,55 +20,24 @@ HEADER_OFFSET = "millstream.source.offset"
 _MAX_REASON = 2000
 
 
-class DeadLetterQueue:
-    """Produces failed records to one dead-letter topic and counts them."""
+def error_type_name(error: BaseException) -> str:
+    """The stable name of an error's class for ``millstream.error.type``: its module and
+    qualified name (millstream's own errors all live in ``millstream.errors``)."""
+    error_type = type(error)
+    return f"{error_type.__module__}.{error_type.__qualname__}"
 
-    def __init__(self, topic: str, produce: Callable[..., Any]) -> None:
-        self.topic = topic
-        self.count = 0
-        self._produce = produce
-        self._last_warning = 0.0
 
-    def send(
-        self, message: ConsumedRecord, error: BaseException, step: str, *, topic: str | None = None
-    ) -> None:
-        """Produce ``message`` to the dead-letter topic (or ``topic``) with the reason
-        ``step`` failed."""
-        error_type = type(error)
-        headers: list[tuple[str, str | bytes]] = list(message.headers() or [])
-        headers += [
-            (HEADER_ERROR, f"{error_type.__name__}: {error}"[:_MAX_REASON]),
-            (HEADER_ERROR_TYPE, f"{error_type.__module__}.{error_type.__qualname__}"),
-            (HEADER_STEP, step),
-            (HEADER_TOPIC, message.topic() or ""),
-            (HEADER_PARTITION, str(message.partition())),
-            (HEADER_OFFSET, str(message.offset())),
-        ]
-        timestamp = message.timestamp()[1]
-        self._produce(
-            topic or self.topic,
-            message.value(),
-            message.key(),
-            headers=headers,
-            timestamp=timestamp if timestamp > 0 else 0,
-        )
-        if topic is None:
-            self.count += 1
-            self._warn(message, error, step)
-
-    def _warn(self, message: ConsumedRecord, error: BaseException, step: str) -> None:
-        now = time.monotonic()
-        if now - self._last_warning < 5.0:
-            return
-        self._last_warning = now
-        log.warning(
-            "record %s[%d]@%d failed in %s (%s: %s); sent to %s (%d so far)",
-            message.topic(),
-            message.partition(),
-            message.offset(),
-            step,
-            type(error).__name__,
-            error,
-            self.topic,
-            self.count,
-        )
+def dead_letter_headers(
+    message: ConsumedRecord, error: BaseException, step: str
+) -> list[tuple[str, str | bytes]]:
+    """The message's own headers followed by the reason ``step`` failed with ``error``."""
+    headers: list[tuple[str, str | bytes]] = list(message.headers() or [])
+    headers += [
+        (HEADER_ERROR, f"{type(error).__name__}: {error}"[:_MAX_REASON]),
+        (HEADER_ERROR_TYPE, error_type_name(error)),
+        (HEADER_STEP, step),
+        (HEADER_TOPIC, message.topic() or ""),
+        (HEADER_PARTITION, str(message.partition())),
+        (HEADER_OFFSET, str(message.offset())),
+    ]
+    return headers

@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 from millstream.config import Settings
-from millstream.errors import TransactionError
+from millstream.errors import ProducerFenced, TransactionError
 from millstream.kafka import Producer, from_exception, requires_abort
 from millstream.kafka.transactions import (
     STUCK,
@@ -41,10 +41,6 @@ def cannot_go_on(exc: Exception) -> str | None:
     if requires_abort(exc):
         return "this worker's transaction can only be aborted"
     return None
-
-
-class ProducerFenced(Exception):
-    """The transactional producer was fenced or is stuck; the worker rejoins with a new one."""
 
 
 def _replace(error: TransactionError) -> ProducerFenced:

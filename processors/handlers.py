@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from millstream.processors.context import PartitionContext
+from millstream.processors.assigned import AssignedPartition
 from millstream.processors.operations import StatefulStep
 from millstream.processors.rows import Row
 from millstream.processors.state.manager import StoreKind, StoreSpec
@@ -53,7 +53,7 @@ class ProcessorContext:
 
     def __init__(self, step: ProcessorStep) -> None:
         self._step = step
-        self._part: PartitionContext | None = None
+        self._part: AssignedPartition | None = None
         self._row: Row | None = None
 
     @property
@@ -77,8 +77,8 @@ class ProcessorContext:
 
         The record is part of this checkpoint: durable before the input offset is committed.
         """
-        assert self._row is not None and self._step.runtime is not None
-        self._step.runtime.produce(
+        assert self._row is not None and self._step.collector is not None
+        self._step.collector.send(
             topic.name,
             topic.key_serde.serialize(key),
             topic.value_serde.serialize(value),
@@ -102,7 +102,7 @@ class ProcessorStep(StatefulStep):
     def store_specs(self) -> list[StoreSpec]:
         return [StoreSpec(t.name, self.source, t.backend) for t in self.tables]
 
-    def process(self, rows: list[Row], part: PartitionContext) -> None:
+    def process(self, rows: list[Row], part: AssignedPartition) -> None:
         fn, ctx = self.fn, self._context
         ctx._part = part
         topic, partition = part.topic, part.partition

@@ -22,7 +22,7 @@ from prometheus_client.registry import Collector
 
 from millstream.config import Settings
 from millstream.kafka import Consumer, TopicPartition
-from millstream.processors.context import PartitionContext
+from millstream.processors.assigned import AssignedPartition
 
 log = logging.getLogger("millstream.metrics")
 
@@ -154,19 +154,20 @@ class WorkerTelemetry:
         )
 
     def measure_lag(
-        self, consumer: Consumer, contexts: dict[tuple[str, int], PartitionContext]
+        self, consumer: Consumer, partitions: dict[tuple[str, int], AssignedPartition]
     ) -> None:
         """Lag per partition from the client's cached high watermarks; no network calls."""
         if self._server is None:
             return
         lag = {}
-        for key, part in contexts.items():
+        for key, part in partitions.items():
             try:
                 _, high = consumer.get_watermark_offsets(TopicPartition(*key), cached=True)
             except Exception:
                 continue
-            if high >= 0 and part.next_offset > 0:
-                lag[key] = max(high - part.next_offset, 0)
+            position = part.next_offset
+            if high >= 0 and position is not None:
+                lag[key] = max(high - position, 0)
         self._lag = lag
 
     def close(self) -> None:

@@ -12,8 +12,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from millstream.kafka import ANY_PARTITION
-from millstream.processors.context import PartitionContext
-from millstream.processors.rows import Row, StepRuntime
+from millstream.processors.assigned import AssignedPartition
+from millstream.processors.collector import RecordCollector
+from millstream.processors.rows import Row
 from millstream.processors.state.manager import StoreSpec
 from millstream.serde import Serde, fast_serializer
 from millstream.sinks.base import Sink, SinkRecord
@@ -26,13 +27,13 @@ class Step:
 
     def __init__(self) -> None:
         self.children: list[Step] = []
-        self.runtime: StepRuntime | None = None
+        self.collector: RecordCollector | None = None
 
-    def bind(self, runtime: StepRuntime) -> None:
-        """Attach the worker's services to this step and all steps below it."""
-        self.runtime = runtime
+    def bind(self, collector: RecordCollector) -> None:
+        """Send this step's output (and that of every step below it) through ``collector``."""
+        self.collector = collector
         for child in self.children:
-            child.bind(runtime)
+            child.bind(collector)
 
     def walk(self) -> list[Step]:
         """This step and every step below it, depth first."""
@@ -41,18 +42,18 @@ class Step:
             steps.extend(child.walk())
         return steps
 
-    def process(self, rows: list[Row], part: PartitionContext) -> None:
+    def process(self, rows: list[Row], part: AssignedPartition) -> None:
         """Transform ``rows`` and pass the result on. The base step passes them unchanged."""
         self.emit(rows, part)
 
-    def emit(self, rows: list[Row], part: PartitionContext) -> None:
+    def emit(self, rows: list[Row], part: AssignedPartition) -> None:
         if rows:
             for child in self.children:
                 child.process(rows, part)
 
     def fail(self, row: Row, error: BaseException) -> None:
-        assert self.runtime is not None, "step used before bind()"
-        self.runtime.dead_letter(row[3], error, self.name)
+        assert self.collector is not None, "step used before bind()"
+        self.collector.dead_letter(row[3], error, self.name)
 
 
 class MapStep(Step):
@@ -61,7 +62,7 @@ class MapStep(Step):
         self.fn = fn
         self.name = f"map({_describe(fn)})"
 
-    def process(self, rows: list[Row], part: PartitionContext) -> None:
+    def process(self, rows: list[Row], part: AssignedPartition) -> None:
         fn = self.fn
         out: list[Row] = []
         append = out.append
@@ -79,7 +80,7 @@ class FilterStep(Step):
         self.fn = fn
         self.name = f"filter({_describe(fn)})"
 
-    def process(self, rows: list[Row], part: PartitionContext) -> None:
+    def process(self, rows: list[Row], part: AssignedPartition) -> None:
         fn = self.fn
         out: list[Row] = []
         append = out.append
@@ -98,7 +99,7 @@ class FlatMapStep(Step):
         self.fn = fn
         self.name = f"flat_map({_describe(fn)})"
 
-    def process(self, rows: list[Row], part: PartitionContext) -> None:
+    def process(self, rows: list[Row], part: AssignedPartition) -> None:
         fn = self.fn
         out: list[Row] = []
         extend = out.extend
@@ -117,7 +118,7 @@ class PeekStep(Step):
         self.fn = fn
         self.name = f"peek({_describe(fn)})"
 
-    def process(self, rows: list[Row], part: PartitionContext) -> None:
+    def process(self, rows: list[Row], part: AssignedPartition) -> None:
         fn = self.fn
         out: list[Row] = []
         append = out.append
@@ -138,7 +139,7 @@ class RekeyStep(Step):
         self.fn = fn
         self.name = f"rekey({_describe(fn)})"
 
-    def process(self, rows: list[Row], part: PartitionContext) -> None:
+    def process(self, rows: list[Row], part: AssignedPartition) -> None:
         fn = self.fn
         out: list[Row] = []
         append = out.append
@@ -160,10 +161,10 @@ class ToTopicStep(Step):
         self.value_serde = value_serde
         self.name = f"to({topic})"
 
-    def process(self, rows: list[Row], part: PartitionContext) -> None:
-        runtime = self.runtime
-        assert runtime is not None, "step used before bind()"
-        produce, topic = runtime.producer.produce, self.topic
+    def process(self, rows: list[Row], part: AssignedPartition) -> None:
+        collector = self.collector
+        assert collector is not None, "step used before bind()"
+        produce, topic = collector.producer.produce, self.topic
         key_of, value_of = fast_serializer(self.key_serde), fast_serializer(self.value_serde)
         failed = 0
         for row in rows:
@@ -181,16 +182,16 @@ class ToTopicStep(Step):
                 )
             except Exception:
                 failed += not self._produce_carefully(row)
-        runtime.records_produced(len(rows) - failed)
+        collector.produced(len(rows) - failed)
         self.emit(rows, part)
 
     def _produce_carefully(self, row: Row) -> bool:
         """The slow path for one row: full serdes, waiting on a full queue, dead letters."""
-        assert self.runtime is not None
+        assert self.collector is not None
         try:
             key = self.key_serde.serialize(row[0])
             value = self.value_serde.serialize(row[1])
-            self.runtime.produce(self.topic, key, value, row[2])
+            self.collector.send(self.topic, key, value, row[2])
             return True
         except Exception as exc:
             self.fail(row, exc)
@@ -205,7 +206,7 @@ class SinkStep(Step):
         self.sink = sink
         self.name = f"sink({type(sink).__name__})"
 
-    def process(self, rows: list[Row], part: PartitionContext) -> None:
+    def process(self, rows: list[Row], part: AssignedPartition) -> None:
         records = [
             SinkRecord(k, v, ts, msg.topic(), msg.partition(), msg.offset())
             for k, v, ts, msg in rows
@@ -226,11 +227,8 @@ class StatefulStep(Step):
     def store_specs(self) -> list[StoreSpec]:
         raise NotImplementedError
 
-    def open_partition(self, part: PartitionContext) -> None:
+    def open_partition(self, part: AssignedPartition) -> None:
         """Called after the partition's stores were restored, before its first batch."""
 
-    def close_partition(self, partition: int) -> None:
-        """Called when the partition is revoked or lost."""
-
-    def punctuate(self, part: PartitionContext, now: float) -> None:
+    def punctuate(self, part: AssignedPartition, now: float) -> None:
         """Called about once a second with the wall-clock time, for time-driven work."""

@@ -1,27 +1,29 @@
-"""The partitions a worker owns: one context per input partition, with the state
-stores of a stateful partition restored when it is taken and closed when it goes.
+"""The partitions a worker owns: an :class:`AssignedPartition` per input partition,
+taken (stores restored) on assignment and closed on revocation.
 
 The worker's rebalance callbacks decide when (and commit around it); this module
-does the taking and releasing. Not thread-safe: the worker's thread only.
+does the taking and releasing, and runs the two commit phases over every owned
+partition for the checkpoint. Not thread-safe: the worker's thread only.
 """
 
 from __future__ import annotations
 
-from millstream.kafka import OFFSET_BEGINNING, TopicPartition
-from millstream.processors.context import PartitionContext
+from millstream.kafka import TopicPartition
+from millstream.processors.assigned import AssignedPartition, PartitionState
+from millstream.processors.state.changelog import ChangelogSend
 from millstream.processors.state.manager import StateManager
 from millstream.processors.state.store import StorePartition
 from millstream.processors.topology import Topology
 
 
 class OwnedPartitions:
-    """Contexts of the assigned partitions, and their state when the topology has any."""
+    """The assigned partitions, by (topic, partition), and their state when there is any."""
 
     def __init__(self, topology: Topology, state: StateManager | None) -> None:
         self.topology = topology
         self.state = state
-        #: (topic, partition) -> context, for every partition owned right now.
-        self.contexts: dict[tuple[str, int], PartitionContext] = {}
+        self.assigned: dict[tuple[str, int], AssignedPartition] = {}
+        self._purgeable = topology.repartition_topics()
         #: True while a restore runs (the worker is not ready meanwhile).
         self.restoring = False
 
@@ -29,14 +31,22 @@ class OwnedPartitions:
     def restored_records(self) -> int:
         return self.state.restorer.restored_records if self.state is not None else 0
 
+    def get(self, topic: str, partition: int) -> AssignedPartition:
+        """The partition, taken now if the consumer handed out records before it was
+        announced (a stateless partition needs nothing restored)."""
+        part = self.assigned.get((topic, partition))
+        if part is None:
+            part = self._new(topic, partition, {})
+        return part
+
     def have_state(self, partitions: list[TopicPartition]) -> bool:
         """Whether taking ``partitions`` opens (and may restore) state stores."""
         state = self.state
         return state is not None and any(state.has_stores(tp.topic) for tp in partitions)
 
     def take(self, partitions: list[TopicPartition]) -> None:
-        """Own ``partitions``. Their stores are restored first, all together; where a
-        store knows the offset its state is at, ``tp.offset`` is set to resume there.
+        """Own ``partitions``. Their stores are restored first, all together; where the
+        stores know the offset their state is at, ``tp.offset`` is set to resume there.
 
         Blocks for as long as the restore takes.
         """
@@ -46,68 +56,100 @@ class OwnedPartitions:
             for tp in partitions
             if state is not None and state.has_stores(tp.topic)
         ]
+        opened: dict[tuple[str, int], dict[str, StorePartition]] = {}
         if state is not None and stateful:
             self.restoring = True
             try:
                 opened = state.open_partitions(stateful)
             finally:
                 self.restoring = False
-            for tp in partitions:
-                if (tp.topic, tp.partition) in opened:
-                    stores, seek = opened[(tp.topic, tp.partition)]
-                    self._open(tp.topic, tp.partition, stores)
-                    if seek is not None:
-                        tp.offset = seek
         for tp in partitions:
-            self.contexts.setdefault(
-                (tp.topic, tp.partition), PartitionContext(tp.topic, tp.partition)
-            )
+            part = self._new(tp.topic, tp.partition, opened.get((tp.topic, tp.partition), {}))
+            if part.state is PartitionState.RESTORING:
+                self._open_views(part)
+                part.restored()
+            seek = part.resume_offset()
+            if seek is not None:
+                tp.offset = seek
 
     def release(self, partitions: list[TopicPartition], *, lost: bool) -> None:
-        """Stop owning ``partitions``: close their stores, or drop them when ``lost``
-        (another worker may have written their changelogs since)."""
+        """Stop owning ``partitions``: close their stores, or drop their unsaved changes
+        when ``lost`` (another worker may have written their changelogs since)."""
         for tp in partitions:
-            self.contexts.pop((tp.topic, tp.partition), None)
-            for step in self.topology.stateful_steps(tp.topic):
-                step.close_partition(tp.partition)
-            if self.state is not None:
-                if lost:
-                    self.state.drop_partition(tp.topic, tp.partition)
-                else:
-                    self.state.close_partition(tp.topic, tp.partition)
+            part = self.assigned.pop((tp.topic, tp.partition), None)
+            if part is not None:
+                part.close(lost=lost)
+
+    def suspend(self, partitions: list[TopicPartition]) -> None:
+        """Stop feeding ``partitions`` (they are about to be released)."""
+        for tp in partitions:
+            part = self.assigned.get((tp.topic, tp.partition))
+            if part is not None and part.state is PartitionState.RUNNING:
+                part.suspend()
+
+    # -- checkpoints --------------------------------------------------------------------
+
+    def prepare_commit(self, send: ChangelogSend) -> list[StorePartition]:
+        """Phase one on every partition; returns the stores whose changelogs were written."""
+        written: list[StorePartition] = []
+        for part in self.assigned.values():
+            written += part.prepare_commit(send)
+        return written
+
+    def committable_offsets(self) -> list[tuple[str, int, int]]:
+        offsets = []
+        for part in self.assigned.values():
+            offset = part.committable_offset()
+            if offset is not None:
+                offsets.append((part.topic, part.partition, offset))
+        return offsets
+
+    def post_commit(self, *, offsets_committed: bool) -> None:
+        """Phase two on every partition."""
+        for part in self.assigned.values():
+            part.post_commit(offsets_committed=offsets_committed)
 
     def discard_uncommitted(self) -> None:
-        """Return every store to its last committed state and rebuild the steps' views
-        of it (window indexes, stream time): after an aborted transaction."""
-        if self.state is not None:
-            self.state.discard()
-        for (topic, _), part in self.contexts.items():
+        """Return every partition to its last commit and rebuild the steps' views of its
+        stores (window indexes, stream time): after an aborted transaction."""
+        for part in self.assigned.values():
+            part.discard()
             if part.stores:
-                for step in self.topology.stateful_steps(topic):
-                    step.open_partition(part)
+                self._open_views(part)
 
-    def resume_offset(self, topic: str, partition: int) -> int:
-        """Where to resume a partition without a committed offset: where its stores are."""
-        part = self.contexts.get((topic, partition))
-        stores = part.stores.values() if part is not None else ()
-        return max((s.source_offset for s in stores), default=OFFSET_BEGINNING)
+    def purgeable_offsets(self) -> dict[tuple[str, int], int]:
+        offsets: dict[tuple[str, int], int] = {}
+        for part in self.assigned.values():
+            offsets.update(part.purgeable_offsets())
+        return offsets
+
+    def resume_offset(self, topic: str, partition: int) -> int | None:
+        part = self.assigned.get((topic, partition))
+        return part.resume_offset() if part is not None else None
 
     def punctuate(self, now: float) -> None:
         """Let stateful steps act on time (idle windows close) in every owned partition."""
         for step in self.topology.stateful:
-            for (topic, _), part in list(self.contexts.items()):
-                if topic == step.source and part.stores:
+            for part in list(self.assigned.values()):
+                if part.topic == step.source and part.state is PartitionState.RUNNING:
                     step.punctuate(part, now)
 
     def close(self) -> None:
         """Release everything; the stores close (their data stays on disk)."""
+        for part in self.assigned.values():
+            part.close(lost=False)
+        self.assigned.clear()
         if self.state is not None:
             self.state.close()
             self.state = None
-        self.contexts.clear()
 
-    def _open(self, topic: str, partition: int, stores: dict[str, StorePartition]) -> None:
-        part = PartitionContext(topic, partition, stores)
-        self.contexts[(topic, partition)] = part
-        for step in self.topology.stateful_steps(topic):
+    def _new(
+        self, topic: str, partition: int, stores: dict[str, StorePartition]
+    ) -> AssignedPartition:
+        part = AssignedPartition(topic, partition, stores, purgeable=topic in self._purgeable)
+        self.assigned[(topic, partition)] = part
+        return part
+
+    def _open_views(self, part: AssignedPartition) -> None:
+        for step in self.topology.stateful_steps(part.topic):
             step.open_partition(part)

@@ -1,4 +1,4 @@
-"""The unit of data inside a pipeline, and the runtime services a pipeline step uses.
+"""The unit of data inside a pipeline, and how consumed messages become rows.
 
 A row is a plain tuple ``(key, value, timestamp_ms, source_message)``: tuples are
 the cheapest Python object to build per record. ``source_message`` is the
@@ -9,9 +9,9 @@ original bytes, topic, partition and offset when a step fails.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
-from millstream.kafka import ConsumedRecord, Producer
+from millstream.kafka import ConsumedRecord
 from millstream.serde import fast_deserializer
 from millstream.topics import Topic
 
@@ -45,26 +45,6 @@ def _deserialize_carefully(
         except Exception as exc:
             dead_letter(m, exc, f"deserialize({topic.name})")
     return rows
-
-
-class StepRuntime(Protocol):
-    """What pipeline steps need from the worker that runs them."""
-
-    @property
-    def producer(self) -> Producer:
-        """The worker's producer, for steps that produce on the hot path."""
-
-    def records_produced(self, count: int) -> None:
-        """Count records a step produced through ``producer`` directly."""
-
-    def dead_letter(self, message: ConsumedRecord, error: BaseException, step: str) -> None:
-        """Send ``message`` to the dead-letter topic because ``step`` raised ``error``."""
-
-    def produce(self, topic: str, key: bytes | None, value: bytes | None, timestamp: int) -> None:
-        """Produce one record through the worker's producer, waiting for room if full."""
-
-    def late(self, message: ConsumedRecord, reason: str, step: str, to_topic: bool) -> None:
-        """Count a late record; with ``to_topic``, produce it to the late topic with ``reason``."""
 
 
 class OriginMessage:

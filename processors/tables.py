@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from millstream.config import Settings
 from millstream.kafka import Consumer, TopicPartition, make_consumer
-from millstream.processors.context import PartitionContext
+from millstream.processors.assigned import AssignedPartition
 from millstream.processors.operations import Step
 from millstream.processors.rows import Row
 from millstream.topics import Topic
@@ -110,7 +110,7 @@ class JoinStep(Step):
         self.merge = merge or _default_merge(table.name)
         self.name = f"join({table.name})"
 
-    def process(self, rows: list[Row], part: PartitionContext) -> None:
+    def process(self, rows: list[Row], part: AssignedPartition) -> None:
         data, on, merge, inner = self.table.data, self.on, self.merge, self.inner
         out: list[Row] = []
         for row in rows:

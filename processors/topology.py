@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from millstream.errors import ConfigurationError
-from millstream.processors.context import PartitionContext
+from millstream.processors.assigned import AssignedPartition
 from millstream.processors.operations import StatefulStep, Step
 from millstream.processors.rows import Row
 from millstream.processors.state.changelog import CHANGELOG_CONFIG
@@ -39,7 +39,7 @@ class SourceStep(Step):
         self.timestamp = timestamp
         self.name = f"source({topic.name})"
 
-    def process(self, rows: list[Row], part: PartitionContext) -> None:
+    def process(self, rows: list[Row], part: AssignedPartition) -> None:
         extract = self.timestamp
         if extract is None:
             self.emit(rows, part)

@@ -15,12 +15,11 @@ import os
 import signal
 import threading
 import time
-from typing import Any
 
 from millstream.config import Settings
-from millstream.errors import DeliveryError, TransactionError
+from millstream.errors import DeliveryError, ProducerFenced, TransactionError
 from millstream.kafka import (
-    ConsumedRecord,
+    OFFSET_BEGINNING,
     Consumer,
     Message,
     Producer,
@@ -31,9 +30,8 @@ from millstream.kafka import (
 )
 from millstream.processors.batches import partition_runs
 from millstream.processors.checkpoint import Checkpoint, TransactionalCheckpoint
-from millstream.processors.context import PartitionContext
-from millstream.processors.dead_letters import DeadLetterQueue
-from millstream.processors.exactly_once import ProducerFenced, Transactions, cannot_go_on
+from millstream.processors.collector import RecordCollector
+from millstream.processors.exactly_once import Transactions, cannot_go_on
 from millstream.processors.heap import worker_gc
 from millstream.processors.metrics import WorkerTelemetry
 from millstream.processors.partitions import OwnedPartitions
@@ -72,7 +70,7 @@ class Worker:
         )
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
-        self._dlq: DeadLetterQueue | None = None
+        self.collector = RecordCollector(self.stats, topology.dlq_topic, topology.late_topic)
         self._partitions = OwnedPartitions(topology, None)
         self._client_id = f"{topology.app_id}-{os.getpid()}"
         self._group_protocol = config.group_protocol
@@ -103,9 +101,9 @@ class Worker:
         self._group_protocol = self._choose_group_protocol()
         self.telemetry.start(
             lambda: self.stats,
-            gauges=lambda: {"assigned_partitions": float(len(self._partitions.contexts))},
+            gauges=lambda: {"assigned_partitions": float(len(self._partitions.assigned))},
             healthy=lambda: time.monotonic() - self._last_loop < 30,
-            ready=lambda: bool(self._partitions.contexts) and not self._partitions.restoring,
+            ready=lambda: bool(self._partitions.assigned) and not self._partitions.restoring,
         )
         # A worker on the main thread owns its process and tunes the collector for it;
         # one started on another thread leaves the application's settings alone.
@@ -171,16 +169,16 @@ class Worker:
         self._producer = make_producer(
             self.settings,
             client_id=self._client_id,
-            on_delivery=self.checkpoint.on_delivery,
+            on_delivery=self.collector.on_delivery,
             **{
                 "delivery.report.only.error": True,
                 **(self._transactions.producer_config() if self._transactions else {}),
                 **config.producer_config,
             },
         )
+        self.collector.attach(self._producer)
         if self._transactions is not None:
             self._transactions.start(self._producer)
-        self._dlq = DeadLetterQueue(topology.dlq_topic, self.produce_waiting)
         state = (
             StateManager(
                 topology.app_id,
@@ -198,7 +196,7 @@ class Worker:
             sink.open(context)
         for roots in topology.sources.values():
             for root in roots:
-                root.bind(self)
+                root.bind(self.collector)
         for table in topology.global_tables:
             table.start(self.settings)
         self._consumer = make_consumer(
@@ -250,7 +248,7 @@ class Worker:
             if now >= next_punctuation:
                 self._partitions.punctuate(now)
                 if self._consumer is not None:
-                    self.telemetry.measure_lag(self._consumer, self._partitions.contexts)
+                    self.telemetry.measure_lag(self._consumer, self._partitions.assigned)
                 next_punctuation = now + PUNCTUATE_INTERVAL
             if self.checkpoint.due():
                 self._commit()
@@ -267,7 +265,6 @@ class Worker:
             if consumer is not None:
                 consumer.close()
             self._partitions.close()
-            self.checkpoint.pending.clear()
             for sink in self.topology.sinks:
                 sink.close()
             for table in self.topology.global_tables:
@@ -287,60 +284,16 @@ class Worker:
     # -- processing ------------------------------------------------------------
 
     def _process(self, messages: list[Message]) -> None:
-        pending = self.checkpoint.pending
         topics, sources = self.topology.topics, self.topology.sources
-        contexts = self._partitions.contexts
+        owned, dead_letter = self._partitions, self.collector.dead_letter
         for topic, partition, run in partition_runs(messages):
             self.stats.records_in += len(run)
-            part = contexts.get((topic, partition))
-            if part is None:
-                part = contexts[(topic, partition)] = PartitionContext(topic, partition)
-            next_offset = run[-1].offset() + 1
-            part.next_offset = next_offset
-            for store in part.stores.values():
-                store.source_offset = next_offset
-                store.touched = True
-            rows = deserialize(topics[topic], run, self.dead_letter)
+            part = owned.get(topic, partition)
+            part.processed(run[-1].offset() + 1)
+            rows = deserialize(topics[topic], run, dead_letter)
             if rows:
                 for root in sources[topic]:
                     root.process(rows, part)
-            pending[(topic, partition)] = next_offset
-        if self._dlq is not None:
-            self.stats.dead_letters = self._dlq.count
-
-    # -- StepRuntime -----------------------------------------------------------
-
-    def dead_letter(self, message: ConsumedRecord, error: BaseException, step: str) -> None:
-        assert self._dlq is not None
-        self._dlq.send(message, error, step)
-
-    def late(self, message: ConsumedRecord, reason: str, step: str, to_topic: bool) -> None:
-        self.stats.late_records += 1
-        if to_topic:
-            assert self._dlq is not None
-            self._dlq.send(message, LateRecord(reason), step, topic=self.topology.late_topic)
-
-    @property
-    def producer(self) -> Producer:
-        assert self._producer is not None
-        return self._producer
-
-    def records_produced(self, count: int) -> None:
-        self.stats.records_out += count
-
-    def produce(self, topic: str, key: bytes | None, value: bytes | None, timestamp: int) -> None:
-        self.produce_waiting(topic, value, key, timestamp=timestamp)
-        self.stats.records_out += 1
-
-    def produce_waiting(self, *args: Any, **kwargs: Any) -> None:
-        """``Producer.produce`` that waits for room in a full local queue instead of raising."""
-        assert self._producer is not None
-        while True:
-            try:
-                self._producer.produce(*args, **kwargs)
-                return
-            except BufferError:
-                self._producer.poll(0.05)
 
     # -- checkpoints and rebalances -------------------------------------------------
 
@@ -349,13 +302,7 @@ class Worker:
         if consumer is None or producer is None or self._fenced:
             return
         try:
-            self.checkpoint.commit(
-                consumer,
-                producer,
-                self.topology.sinks,
-                self._partitions.state,
-                self.produce_waiting,
-            )
+            self.checkpoint.commit(consumer, self.collector, self._partitions, self.topology.sinks)
         except (TransactionError, DeliveryError) as exc:
             if not self.config.exactly_once:
                 raise
@@ -367,8 +314,7 @@ class Worker:
     def _purge_repartition_topics(self) -> None:
         """Delete repartition records this worker has consumed and committed."""
         self._next_purge = time.monotonic() + PURGE_INTERVAL
-        internal = self.topology.repartition_topics()
-        offsets = {tp: o for tp, o in self.checkpoint.committed.items() if tp[0] in internal}
+        offsets = self._partitions.purgeable_offsets()
         if offsets:
             try:
                 self._admin = self._admin or TopicAdmin(self.settings)
@@ -390,8 +336,7 @@ class Worker:
             self._fenced = True
             raise
         self.stats.aborts += 1
-        self.checkpoint.pending.clear()
-        self.checkpoint.delivery_error = None
+        self.collector.forget_failures()
         self._partitions.discard_uncommitted()
         self._rewind(self._consumer)
         self._transactions.begin(self._producer)
@@ -400,11 +345,11 @@ class Worker:
         assigned = consumer.assignment()
         if not assigned:
             return
-        partitions = self._partitions
+        owned = self._partitions
         for tp in consumer.committed(assigned, timeout=self.settings.client_timeout):
-            offset = (
-                tp.offset if tp.offset >= 0 else partitions.resume_offset(tp.topic, tp.partition)
-            )
+            offset = tp.offset
+            if offset < 0:
+                offset = owned.resume_offset(tp.topic, tp.partition) or OFFSET_BEGINNING
             consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -427,25 +372,20 @@ class Worker:
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.stats.rebalances += 1
         log.info("revoked %s", _describe(partitions))
+        self._partitions.suspend(partitions)
         if not (self._failed or self._fenced) and partitions:
             self._commit()
-        self.checkpoint.forget((tp.topic, tp.partition) for tp in partitions)
         self._partitions.release(partitions, lost=False)
         consumer.incremental_unassign(partitions)
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.warning("lost %s without a commit; their new owners reprocess", _describe(partitions))
-        self.checkpoint.forget((tp.topic, tp.partition) for tp in partitions)
         self._partitions.release(partitions, lost=True)
         consumer.incremental_unassign(partitions)
         if self.config.exactly_once and not self._fenced and self._consumer is not None:
             # The open transaction holds work of the lost partitions: it must not commit.
             # (A closing worker commits nothing more; its successor aborts the transaction.)
             self._abort(TransactionError("partitions were lost"))
-
-
-class LateRecord(Exception):
-    """The reason a late record was routed to the late topic."""
 
 
 def _describe(partitions: list[TopicPartition]) -> str:

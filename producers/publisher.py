@@ -10,6 +10,7 @@ from typing import Any, Self
 
 from millstream.config import Settings
 from millstream.errors import MillstreamError
+from millstream.kafka import ANY_PARTITION, produce_when_room
 from millstream.kafka.delivery import ClientException, produce_error
 from millstream.producers._core import (
     DeliveryCallback,
@@ -259,16 +260,23 @@ class Publisher:
         headers: Headers | None,
         callback: DeliveryCallback,
     ) -> None:
-        # The queue drains as the client delivers; polling serves the delivery
-        # reports that free the space, and paces the retries.
         started = time.monotonic()
-        deadline = started + self._queue_full_timeout
-        while True:
-            self._producer.poll(0.05)
-            if self._core.try_produce(topic, value, key, partition, timestamp, headers, callback):
-                return
-            if time.monotonic() >= deadline:
-                raise queue_full_error(topic, time.monotonic() - started)
+        try:
+            produce_when_room(
+                self._producer,
+                topic,
+                value,
+                key,
+                ANY_PARTITION if partition is None else partition,
+                timestamp or 0,
+                headers,
+                callback,
+                patience=self._queue_full_timeout,
+            )
+        except BufferError:
+            raise queue_full_error(topic, time.monotonic() - started) from None
+        except ClientException as exc:
+            raise produce_error(exc, topic) from exc
 
     def _flush_quietly(self, timeout: float | None) -> None:
         try:

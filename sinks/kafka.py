@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from millstream.errors import ConfigurationError
-from millstream.kafka import ANY_PARTITION, Producer
+from millstream.kafka import ANY_PARTITION, Producer, produce_when_room
 from millstream.serde import Serde, SerdeSpec, resolve_serde
 from millstream.sinks.base import Sink, SinkContext, SinkRecord
 from millstream.topics import Topic
@@ -40,15 +40,9 @@ class KafkaSink(Sink):
             raise ConfigurationError("sink", f"KafkaSink({self.topic!r}) used before open()")
         key, value, topic = self._key.serialize, self._value.serialize, self.topic
         for r in records:
-            while True:
-                try:
-                    # By position: see millstream.kafka.clients.ANY_PARTITION.
-                    producer.produce(
-                        topic, value(r.value), key(r.key), ANY_PARTITION, None, None, r.timestamp
-                    )
-                    break
-                except BufferError:
-                    producer.poll(0.05)
+            produce_when_room(
+                producer, topic, value(r.value), key(r.key), ANY_PARTITION, r.timestamp
+            )
 
     def flush(self) -> None:
         if self._producer is not None:

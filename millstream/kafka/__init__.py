@@ -14,7 +14,13 @@ from confluent_kafka import (
 )
 
 from millstream.kafka.admin import TopicAdmin, TopicInfo, TopicSpec, check_connection
-from millstream.kafka.clients import ANY_PARTITION, make_admin, make_consumer, make_producer
+from millstream.kafka.clients import (
+    ANY_PARTITION,
+    make_admin,
+    make_consumer,
+    make_producer,
+    produce_when_room,
+)
 from millstream.kafka.errors import from_client_error, from_exception, requires_abort
 from millstream.kafka.records import ConsumedRecord
 
@@ -36,5 +42,6 @@ __all__ = [
     "make_admin",
     "make_consumer",
     "make_producer",
+    "produce_when_room",
     "requires_abort",
 ]

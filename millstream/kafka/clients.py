@@ -8,6 +8,7 @@ methods directly, with no per-record wrapper.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from confluent_kafka import Consumer, Producer
@@ -36,6 +37,40 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
 #: ``produce(topic, value, key, ANY_PARTITION, None, None, timestamp)`` is
 #: ``produce(topic, value, key, timestamp=timestamp)``.
 ANY_PARTITION = -1
+
+
+def produce_when_room(
+    producer: Producer,
+    topic: str,
+    value: bytes | None,
+    key: bytes | None,
+    partition: int = ANY_PARTITION,
+    timestamp: int = 0,
+    headers: Any = None,
+    callback: Any = None,
+    *,
+    patience: float | None = None,
+) -> None:
+    """``producer.produce(...)`` that waits while the client's local queue is full.
+
+    This is the one place millstream waits for room: the queue drains as the client
+    delivers, and polling serves the delivery reports that free the space while it
+    paces the retries.
+
+    Raises:
+        BufferError: the queue stayed full for ``patience`` seconds (None: no limit).
+        confluent_kafka.KafkaException: the client refused the record outright.
+    """
+    deadline = None if patience is None else time.monotonic() + patience
+    while True:
+        try:
+            producer.produce(topic, value, key, partition, callback, None, timestamp, headers)
+            return
+        except BufferError:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise
+            producer.poll(0.05)
+
 
 #: Consumer defaults: offsets are committed by millstream's checkpoint, never automatically.
 CONSUMER_DEFAULTS: dict[str, Any] = {

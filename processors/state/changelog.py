@@ -8,13 +8,12 @@ makes restores exact: changes after the last marker are not applied.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
 from millstream.processors.state.backends import TOMBSTONE
-from millstream.processors.state.codec import Codec
 from millstream.processors.state.store import StorePartition
 
 #: Key of position markers; not valid JSON, so it never collides with a store key.
@@ -22,6 +21,9 @@ MARKER_KEY = b"\x00millstream.marker"
 
 #: Compacted changelogs: a store's latest value per key is all a restore needs.
 CHANGELOG_CONFIG = {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"}
+
+#: Sends one changelog record: (topic, partition, key, value).
+ChangelogSend = Callable[[str, int, bytes, bytes | None], None]
 
 
 def encode_marker(source_offset: int, meta: dict[str, Any]) -> bytes:
@@ -33,15 +35,10 @@ def decode_marker(data: bytes | None) -> tuple[int, dict[str, Any]]:
     return int(raw.get("source", 0)), raw.get("meta") or {}
 
 
-def write_changelog(store: StorePartition, codec: Codec, produce: Callable[..., Any]) -> None:
-    """Produce the store's buffered changes and a marker to its changelog partition."""
+def write_changelog(store: StorePartition, send: ChangelogSend) -> None:
+    """Send the store's buffered changes and a marker to its changelog partition."""
     topic, partition = store.changelog, store.partition
-    encode_key, encode_value = codec.encode_key, codec.encode_value
-    for key, value in store.changes.items():
-        raw = None if value is TOMBSTONE else encode_value(value)
-        produce(topic, raw, encode_key(key), partition)
-    produce(topic, encode_marker(store.source_offset, store.meta), MARKER_KEY, partition)
-
-
-def touched(stores: Iterable[StorePartition]) -> list[StorePartition]:
-    return [s for s in stores if s.touched or s.changes]
+    encode_key, encode_value = store.codec.encode_key, store.codec.encode_value
+    for key, value in store.changes().items():
+        send(topic, partition, encode_key(key), None if value is TOMBSTONE else encode_value(value))
+    send(topic, partition, MARKER_KEY, encode_marker(*store.marker()))

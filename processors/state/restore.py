@@ -90,9 +90,9 @@ class Restorer:
         low, high = self._watermarks(tp)
         start = max(start, low)
         if position is not None:
-            _adopt(store, position)
+            store.adopt(position)
         if start >= high:
-            store.changelog_offset = max(store.changelog_offset, start)
+            store.changelog_starts_at(start)
             return None
         return _Replay(store, start, high)
 
@@ -169,7 +169,7 @@ class _Replay:
                 source_offset, meta = decode_marker(message.value())
                 marked = Position(message.offset() + 1, source_offset, meta)
                 store.backend.apply_encoded(pending, marked)
-                _adopt(store, marked)
+                store.adopt(marked)
                 pending = self.pending = {}
             elif key is not None:
                 pending[key] = message.value()
@@ -192,12 +192,6 @@ class _Replay:
             self.read,
             self.start,
         )
-
-
-def _adopt(store: StorePartition, position: Position) -> None:
-    store.changelog_offset = position.changelog_offset
-    store.source_offset = position.source_offset
-    store.meta = dict(position.meta)
 
 
 class _progress:

@@ -2,8 +2,9 @@
 closing due windows, and punctuation of idle partitions.
 
 Subclasses implement :meth:`WindowStep.update` (add a batch of rows) and
-:meth:`WindowStep.close_due` (emit and delete windows that closed), and keep a
-per-partition in-memory index rebuilt from the store on assignment.
+:meth:`WindowStep.close_due` (emit and delete windows that closed), and an
+in-memory index of each partition's windows, rebuilt from the store on assignment
+and kept by the partition (``AssignedPartition.views``).
 """
 
 from __future__ import annotations
@@ -12,18 +13,15 @@ import time
 from abc import abstractmethod
 from typing import Any, Literal
 
-from millstream.processors.context import PartitionContext
+from millstream.processors.assigned import AssignedPartition
 from millstream.processors.operations import StatefulStep
 from millstream.processors.rows import OriginMessage, Row
 from millstream.processors.state.manager import StoreKind, StoreSpec
-from millstream.processors.state.store import StorePartition
+from millstream.processors.state.store import NO_TIME, StorePartition
 from millstream.processors.windows.aggregations import Aggregation
 
 Emit = Literal["final", "current"]
 LatePolicy = Literal["drop", "topic"]
-
-#: Stream time before any record: far in the past.
-NO_TIME = -(2**62)
 
 
 class PartitionWindows:
@@ -57,45 +55,40 @@ class WindowStep(StatefulStep):
         self.late_policy: LatePolicy = late
         self.idle_timeout_ms = idle_timeout_ms
         self.emit_mode: Emit = "final"
-        self._partitions: dict[int, PartitionWindows] = {}
 
     # -- declared to the topology ---------------------------------------------------
 
     def store_specs(self) -> list[StoreSpec]:
         return [StoreSpec(self.store_name, self.source, self.store_kind, tuple_keys=True)]
 
-    def open_partition(self, part: PartitionContext) -> None:
-        """Rebuild the index of a freshly restored store partition."""
+    def open_partition(self, part: AssignedPartition) -> None:
+        """Rebuild the index of a freshly restored (or rewound) store partition."""
         windows = PartitionWindows(part.topic, part.partition)
         windows.index = self.build_index(part.store(self.store_name))
-        self._partitions[part.partition] = windows
-
-    def close_partition(self, partition: int) -> None:
-        self._partitions.pop(partition, None)
+        part.views[self.store_name] = windows
 
     # -- processing -----------------------------------------------------------------
 
-    def process(self, rows: list[Row], part: PartitionContext) -> None:
+    def process(self, rows: list[Row], part: AssignedPartition) -> None:
         store = part.store(self.store_name)
         rows = _unseen(rows, store)
         if not rows:
             return
-        windows = self._partitions[part.partition]
-        stream_time = store.meta.get("st", NO_TIME)
+        windows: PartitionWindows = part.views[self.store_name]
         out: list[Row] = []
-        stream_time = self.update(rows, store, windows, stream_time, out)
+        stream_time = self.update(rows, store, windows, store.stream_time, out)
         windows.last_wall = time.monotonic()
         windows.last_event_time = stream_time
         windows.origin = rows[-1][3]
-        store.meta["st"] = stream_time
+        store.set_stream_time(stream_time)
         self.close_due(store, windows, stream_time, out)
         self.emit(out, part)
 
-    def punctuate(self, part: PartitionContext, now: float) -> None:
+    def punctuate(self, part: AssignedPartition, now: float) -> None:
         """Advance the stream time of an idle partition by the wall-clock time it has idled."""
         if self.idle_timeout_ms is None:
             return
-        windows = self._partitions.get(part.partition)
+        windows: PartitionWindows | None = part.views.get(self.store_name)
         if windows is None or windows.last_event_time == NO_TIME:
             return
         idle_ms = int((now - windows.last_wall) * 1000)
@@ -103,18 +96,17 @@ class WindowStep(StatefulStep):
             return
         store = part.store(self.store_name)
         advanced = windows.last_event_time + idle_ms
-        if advanced <= store.meta.get("st", NO_TIME):
+        if advanced <= store.stream_time:
             return
-        store.meta["st"] = advanced
-        store.touched = True
+        store.set_stream_time(advanced)
         out: list[Row] = []
         self.close_due(store, windows, advanced, out)
         self.emit(out, part)
 
     def late_record(self, row: Row, stream_time: int) -> None:
-        assert self.runtime is not None
+        assert self.collector is not None
         reason = f"late: event time {row[2]} is past its windows' close (stream time {stream_time})"
-        self.runtime.late(row[3], reason, self.name, self.late_policy == "topic")
+        self.collector.late(row[3], reason, self.name, self.late_policy == "topic")
 
     def result_row(self, key: Any, start: int, end: int, acc: Any, origin: Any) -> Row:
         value = {"start": start, "end": end, "value": self.aggregation.result(acc)}
@@ -151,10 +143,10 @@ def _unseen(rows: list[Row], store: StorePartition) -> list[Row]:
     already reflects (another store of the partition was behind); those rows
     must not be applied twice.
     """
-    skip = store.source_offset_applied
+    skip = store.replayed_below
     if skip <= 0 or rows[-1][3].offset() < 0:
         return rows
     if rows[0][3].offset() >= skip:
-        store.source_offset_applied = 0
+        store.caught_up()
         return rows
     return [row for row in rows if row[3].offset() >= skip]

@@ -38,7 +38,7 @@ class FixedWindowStep(WindowStep):
         agg = self.aggregation
         extract, add, initial = agg.extract, agg.add, agg.initial
         current = self.emit_mode == "current"
-        heap, changes, get = windows.index, store.changes, store.get
+        heap, put, get = windows.index, store.set, store.get
         for row in rows:
             ts = row[2]
             if ts > stream_time:
@@ -59,7 +59,7 @@ class FixedWindowStep(WindowStep):
                             acc = initial()
                             heapq.heappush(heap, (end, wkey))
                         acc = add(acc, x)
-                        changes[wkey] = acc
+                        put(wkey, acc)
                         if current:
                             out.append(self.result_row(row[0], start, end, acc, row[3]))
                     start -= advance

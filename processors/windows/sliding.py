@@ -27,7 +27,7 @@ class SlidingWindowStep(WindowStep):
 
     def build_index(self, store: StorePartition) -> list[tuple[int, Any, int, int]]:
         heap: list[tuple[int, Any, int, int]] = []
-        stream_time = store.meta.get("st", -(2**62))
+        stream_time = store.stream_time
         for key, records in store.items():
             for ts, _, _ in records:
                 self._push_candidates(heap, key, ts, stream_time)

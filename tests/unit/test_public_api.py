@@ -64,6 +64,7 @@ def test_errors() -> None:
         "AuthorizationError",
         "BrokerUnreachableError",
         "ConfigurationError",
+        "IllegalTransition",
         "DeliveryError",
         "KafkaError",
         "LateRecord",

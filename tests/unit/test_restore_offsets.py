@@ -36,7 +36,7 @@ class StandIn:
 
 
 def store() -> StorePartition:
-    return StorePartition("counts", 3, MemoryBackend(Codec()), "app-counts-changelog")
+    return StorePartition("counts", 3, MemoryBackend(Codec()), "app-counts-changelog", Codec())
 
 
 def test_a_failed_offsets_query_is_asked_again_with_a_new_consumer() -> None:

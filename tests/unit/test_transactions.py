@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from millstream.errors import TransactionError
+from millstream.errors import ProducerFenced, TransactionError
 from millstream.kafka import transactions
 from millstream.kafka.transactions import STUCK, commit_transaction
-from millstream.processors.exactly_once import ProducerFenced, Transactions, cannot_go_on
+from millstream.processors.exactly_once import Transactions, cannot_go_on
 from millstream.processors.worker_config import WorkerConfig
 
 

@@ -1,0 +1,153 @@
+"""The record collector: the one way a worker's records reach Kafka.
+
+Pipeline steps, processor functions, changelog writes, dead letters and late
+records all send through one :class:`RecordCollector`, which owns the wait for room
+in the producer's queue, the routing of failed and late records, the output
+counters and the first delivery failure of a checkpoint. Steps are bound to the
+collector, not to the worker; the test driver binds them to a collector over an
+in-memory producer.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from millstream.errors import DeliveryError, LateRecord
+from millstream.kafka import ANY_PARTITION, ConsumedRecord, Producer, produce_when_room
+from millstream.processors.dead_letters import dead_letter_headers
+from millstream.processors.worker_config import WorkerStats
+
+log = logging.getLogger("millstream.dlq")
+
+#: At most one warning about dead letters per this many seconds.
+_WARN_EVERY = 5.0
+
+
+class RecordCollector:
+    """Sends records through one producer and keeps count. Not thread-safe.
+
+    Delivery is asynchronous: :meth:`send` returns once the record is queued, and
+    :meth:`flush` (called by the checkpoint) waits for every queued record and raises
+    if any failed.
+    """
+
+    def __init__(
+        self,
+        stats: WorkerStats,
+        dlq_topic: str,
+        late_topic: str,
+        flush_timeout: float = 60.0,
+    ) -> None:
+        self.stats = stats
+        self.dlq_topic = dlq_topic
+        self.late_topic = late_topic
+        self.flush_timeout = flush_timeout
+        self._producer: Producer | None = None
+        self._delivery_error: str | None = None
+        self._last_warning = 0.0
+
+    # -- the producer ----------------------------------------------------------------
+
+    def attach(self, producer: Producer) -> None:
+        """Send through ``producer`` from now on (its delivery callback must be
+        :meth:`on_delivery`)."""
+        self._producer = producer
+        self._delivery_error = None
+
+    @property
+    def producer(self) -> Producer:
+        """The producer, for steps that produce on the hot path and count with
+        :meth:`produced`; anything that may meet a full queue uses :meth:`send`."""
+        assert self._producer is not None, "collector used before attach()"
+        return self._producer
+
+    def on_delivery(self, error: object, message: object) -> None:
+        """The producer's delivery callback (configured to report failures only)."""
+        if error is not None and self._delivery_error is None:
+            self._delivery_error = str(error)
+
+    # -- sending -----------------------------------------------------------------------
+
+    def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        timestamp: int,
+        headers: list[tuple[str, str | bytes]] | None = None,
+        partition: int = ANY_PARTITION,
+    ) -> None:
+        """Queue one output record, waiting while the producer's queue is full."""
+        produce_when_room(self.producer, topic, value, key, partition, timestamp, headers)
+        self.stats.records_out += 1
+
+    def produced(self, count: int) -> None:
+        """Count ``count`` output records a step queued through :attr:`producer` itself."""
+        self.stats.records_out += count
+
+    def send_changelog(self, topic: str, partition: int, key: bytes, value: bytes | None) -> None:
+        """Queue one changelog record (not counted as output)."""
+        produce_when_room(self.producer, topic, value, key, partition)
+
+    def dead_letter(self, message: ConsumedRecord, error: BaseException, step: str) -> None:
+        """Send ``message`` to the dead-letter topic because ``step`` raised ``error``."""
+        self._reroute(message, error, step, self.dlq_topic)
+        self.stats.dead_letters += 1
+        self._warn(message, error, step)
+
+    def late(self, message: ConsumedRecord, reason: str, step: str, to_topic: bool) -> None:
+        """Count a late record; with ``to_topic``, send it to the late topic with ``reason``."""
+        self.stats.late_records += 1
+        if to_topic:
+            self._reroute(message, LateRecord(reason), step, self.late_topic)
+
+    def _reroute(
+        self, message: ConsumedRecord, error: BaseException, step: str, topic: str
+    ) -> None:
+        timestamp = message.timestamp()[1]
+        produce_when_room(
+            self.producer,
+            topic,
+            message.value(),
+            message.key(),
+            ANY_PARTITION,
+            max(timestamp, 0),
+            dead_letter_headers(message, error, step),
+        )
+
+    # -- checkpoints -----------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Wait until every queued record is delivered.
+
+        Raises:
+            DeliveryError: records were still queued after ``flush_timeout``, or one failed.
+        """
+        remaining = self.producer.flush(self.flush_timeout)
+        if remaining:
+            raise DeliveryError(f"{remaining} records not delivered within {self.flush_timeout}s")
+        if self._delivery_error is not None:
+            error, self._delivery_error = self._delivery_error, None
+            raise DeliveryError(f"a record could not be delivered: {error}")
+
+    def forget_failures(self) -> None:
+        """Drop a recorded delivery failure (its transaction was aborted)."""
+        self._delivery_error = None
+
+    def _warn(self, message: ConsumedRecord, error: BaseException, step: str) -> None:
+        now = time.monotonic()
+        if now - self._last_warning < _WARN_EVERY:
+            return
+        self._last_warning = now
+        log.warning(
+            "record %s[%d]@%d failed in %s (%s: %s); sent to %s (%d so far)",
+            message.topic(),
+            message.partition(),
+            message.offset(),
+            step,
+            type(error).__name__,
+            error,
+            self.dlq_topic,
+            self.stats.dead_letters,
+        )
