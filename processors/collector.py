@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from millstream.errors import DeliveryError, LateRecord
 from millstream.kafka import ANY_PARTITION, ConsumedRecord, Producer, produce_when_room
@@ -38,8 +39,11 @@ class RecordCollector:
         dlq_topic: str,
         late_topic: str,
         flush_timeout: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.stats = stats
+        #: Wall-clock seconds for steps that act on idle time (a test driver sets its own).
+        self.clock = clock
         self.dlq_topic = dlq_topic
         self.late_topic = late_topic
         self.flush_timeout = flush_timeout

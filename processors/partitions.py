@@ -29,7 +29,8 @@ class OwnedPartitions:
 
     @property
     def restored_records(self) -> int:
-        return self.state.restorer.restored_records if self.state is not None else 0
+        restorer = self.state.restorer if self.state is not None else None
+        return restorer.restored_records if restorer is not None else 0
 
     def get(self, topic: str, partition: int) -> AssignedPartition:
         """The partition, taken now if the consumer handed out records before it was

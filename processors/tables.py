@@ -51,7 +51,7 @@ class GlobalTable:
         self._consumer = consumer
         began, positions = time.monotonic(), dict.fromkeys(partitions, 0)
         while any(positions[p] < ends[p] for p in partitions):
-            for m in self._apply(consumer.consume(10000, 0.5)):
+            for m in self.apply(consumer.consume(10000, 0.5)):
                 positions[m.partition()] = m.offset() + 1
         log.info(
             "global table %s: %d keys loaded in %.2fs",
@@ -63,9 +63,10 @@ class GlobalTable:
     def poll(self) -> None:
         """Apply whatever arrived on the topic since the last call; does not block."""
         if self._consumer is not None:
-            self._apply(self._consumer.consume(1000, 0))
+            self.apply(self._consumer.consume(1000, 0))
 
-    def _apply(self, messages: list[Any]) -> list[Any]:
+    def apply(self, messages: list[Any]) -> list[Any]:
+        """Apply records of the table's topic; returns those read (bad ones are skipped)."""
         key_of, value_of = self.topic.key_serde.deserialize, self.topic.value_serde.deserialize
         data, applied = self.data, []
         for m in messages:

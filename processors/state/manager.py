@@ -53,9 +53,11 @@ class StateManager:
         app_id: str,
         specs: list[StoreSpec],
         state_dir: Path,
-        restorer: Restorer,
-        admin: TopicAdmin,
+        restorer: Restorer | None,
+        admin: TopicAdmin | None,
     ) -> None:
+        """Without a ``restorer`` stores open empty; without an ``admin`` changelog
+        positions are not recorded (both for running without a broker)."""
         self.app_id = app_id
         self.state_dir = state_dir / app_id
         self.restorer = restorer
@@ -88,7 +90,8 @@ class StateManager:
                 )
                 for spec in self._specs.get(topic, [])
             }
-        self.restorer.restore([s for stores in opened.values() for s in stores.values()])
+        if self.restorer is not None:
+            self.restorer.restore([s for stores in opened.values() for s in stores.values()])
         for stores in opened.values():
             for store in stores.values():
                 store.opened()
@@ -98,7 +101,7 @@ class StateManager:
         """Tell each persistent store where its changelog ends after a checkpoint's writes,
         so that a later restore on the same disk starts there. Best effort."""
         persistent = [s for s in written if s.persistent]
-        if not persistent:
+        if not persistent or self._admin is None:
             return
         try:
             ends = self._admin.end_offsets([(s.changelog, s.partition) for s in persistent])
@@ -111,7 +114,8 @@ class StateManager:
             store.changelog_written(ends.get((store.changelog, store.partition)))
 
     def close(self) -> None:
-        self.restorer.close()
+        if self.restorer is not None:
+            self.restorer.close()
 
     def _backend(self, spec: StoreSpec, partition: int) -> Backend:
         if spec.kind == "rocksdb":

@@ -9,7 +9,6 @@ and kept by the partition (``AssignedPartition.views``).
 
 from __future__ import annotations
 
-import time
 from abc import abstractmethod
 from typing import Any, Literal
 
@@ -27,9 +26,9 @@ LatePolicy = Literal["drop", "topic"]
 class PartitionWindows:
     """In-memory companions of one store partition: index and idle bookkeeping."""
 
-    def __init__(self, topic: str, partition: int) -> None:
+    def __init__(self, topic: str, partition: int, now: float) -> None:
         self.index: Any = None
-        self.last_wall = time.monotonic()
+        self.last_wall = now
         self.last_event_time = NO_TIME
         self.origin: Any = OriginMessage(topic, partition, 0)
 
@@ -63,7 +62,8 @@ class WindowStep(StatefulStep):
 
     def open_partition(self, part: AssignedPartition) -> None:
         """Rebuild the index of a freshly restored (or rewound) store partition."""
-        windows = PartitionWindows(part.topic, part.partition)
+        assert self.collector is not None, "step used before bind()"
+        windows = PartitionWindows(part.topic, part.partition, self.collector.clock())
         windows.index = self.build_index(part.store(self.store_name))
         part.views[self.store_name] = windows
 
@@ -77,7 +77,7 @@ class WindowStep(StatefulStep):
         windows: PartitionWindows = part.views[self.store_name]
         out: list[Row] = []
         stream_time = self.update(rows, store, windows, store.stream_time, out)
-        windows.last_wall = time.monotonic()
+        windows.last_wall = self.collector.clock()  # type: ignore[union-attr]
         windows.last_event_time = stream_time
         windows.origin = rows[-1][3]
         store.set_stream_time(stream_time)
