@@ -2,46 +2,27 @@
 
 from __future__ import annotations
 
-import os
 import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
 from millstream.config import Settings, load_settings
-from millstream.dev import LocalCluster
-from millstream.errors import LocalClusterError
 from millstream.kafka import TopicAdmin
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
-def bootstrap_servers() -> Iterator[str]:
-    """Bootstrap servers of the cluster under test.
+def bootstrap_servers(kafka_bootstrap: str) -> str:
+    """Bootstrap servers of the cluster under test: the ``kafka_bootstrap`` fixture of
+    millstream's pytest plugin (millstream/testing/pytest_plugin.py).
 
-    MILLSTREAM_BOOTSTRAP_SERVERS when set; otherwise the local cluster of this
-    repository (``<repo>/.local/kafka`` unless MILLSTREAM_LOCAL_DIR says otherwise):
-    reused when it runs, started when not (1 node when new). It is left running for
-    the next session: ``scripts/test`` stops it.
+    MILLSTREAM_BOOTSTRAP_SERVERS when set (``scripts/test`` sets it, starting the
+    local cluster first when needed); else a Kafka container when Docker answers;
+    else the local cluster of this repository (``<repo>/.local/kafka`` unless
+    MILLSTREAM_LOCAL_DIR says otherwise), reused when it runs, or started for the
+    session and stopped after it.
     """
-    configured = os.environ.get("MILLSTREAM_BOOTSTRAP_SERVERS")
-    if configured:
-        yield configured
-        return
-    settings = load_settings()
-    if not settings.local_dir.is_absolute():
-        settings = settings.model_copy(update={"local_dir": ROOT / settings.local_dir})
-    try:
-        bootstrap = LocalCluster(settings).up()
-    except LocalClusterError as exc:
-        failure = f"cannot start the local Kafka cluster: {exc}"
-    else:
-        failure = ""
-    if failure:
-        pytest.fail(failure, pytrace=False)
-    yield bootstrap
+    return kafka_bootstrap
 
 
 @pytest.fixture(scope="session")

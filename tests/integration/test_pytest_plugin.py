@@ -1,0 +1,70 @@
+"""The pytest plugin's kafka_bootstrap in a pytest run of its own, on the real local cluster.
+
+Without MILLSTREAM_BOOTSTRAP_SERVERS and without Docker the fixture takes the local
+cluster of ``millstream dev``; the session cluster is that cluster when scripts/test
+started it, and then the fixture must reuse it and leave it running. Starting a
+cluster for the session and stopping it after is covered in
+tests/unit/test_pytest_plugin.py with a stand-in cluster.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from millstream.config import load_settings
+from millstream.dev import LocalCluster
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.timeout(180)
+
+INNER_CONFTEST = """
+from millstream.testing import pytest_plugin
+
+# As on a machine without Docker, whatever this one has.
+pytest_plugin.docker_answers = lambda timeout=0.0: False
+"""
+
+INNER_TEST = """
+from millstream.config import load_settings
+from millstream.kafka import TopicAdmin
+
+
+def test_kafka(kafka_bootstrap):
+    assert kafka_bootstrap == {bootstrap!r}
+    assert TopicAdmin(load_settings(bootstrap_servers=kafka_bootstrap)).broker_count() >= 1
+"""
+
+
+def test_a_running_local_cluster_is_reused_and_left_running(
+    bootstrap_servers: str, tmp_path: Path
+) -> None:
+    settings = load_settings()
+    local_dir = (
+        settings.local_dir if settings.local_dir.is_absolute() else ROOT / settings.local_dir
+    )
+    cluster = LocalCluster(settings.model_copy(update={"local_dir": local_dir}))
+    if not cluster.status().running or cluster.bootstrap_servers != bootstrap_servers:
+        pytest.skip("the cluster under test is not this repository's local cluster")
+    (tmp_path / "conftest.py").write_text(INNER_CONFTEST)
+    (tmp_path / "test_inner.py").write_text(INNER_TEST.format(bootstrap=bootstrap_servers))
+    env = {k: v for k, v in os.environ.items() if k != "MILLSTREAM_BOOTSTRAP_SERVERS"}
+    env["MILLSTREAM_LOCAL_DIR"] = str(local_dir)
+
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=150,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout
+    assert cluster.status().running
