@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import builtins
 import concurrent.futures
+import contextlib
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka.admin import (  # type: ignore[attr-defined]
@@ -47,6 +48,17 @@ class TopicInfo:
     partitions: int
     replication: int
     config: dict[str, str]
+
+
+#: librdkafka sends a request to one broker and retries it on that broker only, so a
+#: request that went to a broker which has just died waits out its whole timeout even
+#: though the others answer. Requests that may be asked again get this share of
+#: ``client_timeout`` each (at least _MIN_ATTEMPT seconds), then go out anew.
+_ATTEMPTS = 5
+_MIN_ATTEMPT = 1.0
+_RETRY_PAUSE = 0.1
+
+_T = TypeVar("_T")
 
 
 class TopicAdmin:
@@ -177,10 +189,51 @@ class TopicAdmin:
         }
 
     def _topic_config(self, name: str) -> dict[str, str]:
+        """The non-default config of ``name``.
+
+        librdkafka sends a topic's DescribeConfigs to the broker the last metadata
+        response named controller: under KRaft a random live broker, and one killed a
+        moment ago counts as live until the controller fences it
+        (``broker.session.timeout.ms``). Each attempt is therefore short, and a fresh
+        metadata request before the next one names a broker again.
+        """
         resource = ConfigResource(ResourceType.TOPIC, name)
-        future = self._client.describe_configs([resource])[resource]
-        entries = self._result(future, f"describing topic {name!r}")
+        what = f"describing topic {name!r}"
+
+        def ask(seconds: float) -> Any:
+            future = self._client.describe_configs([resource], request_timeout=seconds)
+            try:
+                return self._result(future[resource], what)
+            except BrokerUnreachableError as exc:
+                raise BrokerUnreachableError(
+                    f"{what}: no answer within {self._timeout:g}s", code=exc.code, retriable=True
+                ) from exc
+
+        entries = self._asked_again(ask, refresh=lambda seconds: self._metadata_once(name, seconds))
         return {k: str(v.value) for k, v in entries.items() if not v.is_default}
+
+    def _asked_again(
+        self, ask: Callable[[float], _T], refresh: Callable[[float], object] | None = None
+    ) -> _T:
+        """``ask(seconds)`` until it answers, asking anew after a BrokerUnreachableError
+        (after ``refresh(seconds)`` when given), within about ``client_timeout`` in all;
+        the last attempt's error is raised."""
+        deadline = time.monotonic() + self._timeout
+        share = max(self._timeout / _ATTEMPTS, _MIN_ATTEMPT)
+
+        def seconds() -> float:
+            return max(min(share, deadline - time.monotonic()), _RETRY_PAUSE)
+
+        while True:
+            try:
+                return ask(seconds())
+            except BrokerUnreachableError:
+                if time.monotonic() + _RETRY_PAUSE >= deadline:
+                    raise
+            time.sleep(_RETRY_PAUSE)  # an attempt that failed at once must not spin
+            if refresh is not None:
+                with contextlib.suppress(BrokerUnreachableError):
+                    refresh(seconds())
 
     def _result(self, future: concurrent.futures.Future[Any], what: str) -> Any:
         """The outcome of an admin request, with its failures as millstream errors."""
@@ -211,8 +264,11 @@ class TopicAdmin:
                 time.sleep(0.05)
 
     def _metadata(self, topic: str | None = None):  # type: ignore[no-untyped-def]
+        return self._asked_again(lambda seconds: self._metadata_once(topic, seconds))
+
+    def _metadata_once(self, topic: str | None, seconds: float):  # type: ignore[no-untyped-def]
         try:
-            return self._client.list_topics(topic=topic, timeout=self._timeout)
+            return self._client.list_topics(topic=topic, timeout=seconds)
         except KafkaException as exc:
             error = from_exception(exc, "reading cluster metadata")
             if error.code in {"_TRANSPORT", "_TIMED_OUT", "_ALL_BROKERS_DOWN"}:

@@ -1,17 +1,23 @@
 """`millstream dev`: real clusters of its own, in temporary directories on ports 29100+.
 
 These tests never touch the session cluster (or anything on 19092): each one that
-starts Kafka uses a fresh ``local_dir`` and stops its cluster in teardown.
+starts Kafka uses a fresh ``local_dir`` and stops its cluster in teardown. Its ports
+are reserved with a lock file for as long as the test runs, so that pytest sessions
+running side by side on one machine never pick the same ones (a port a test frees for
+a moment, stopping a node it starts again, does not look free to another session).
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,16 +28,10 @@ from millstream.dev import LocalCluster
 from millstream.dev.process import port_in_use
 from millstream.errors import LocalClusterError, TopicNotFoundError
 from millstream.kafka import TopicAdmin, TopicInfo, TopicSpec
+from millstream.kafka.clients import make_admin
 
 MILLSTREAM = str(Path(sys.executable).parent / "millstream")
-
-
-def free_base_port(nodes: int) -> int:
-    """A base port in 29100-29990 whose 2*nodes ports are all free."""
-    for base in range(29100, 29990, 10):
-        if not any(port_in_use(base + offset) for offset in range(2 * nodes)):
-            return base
-    pytest.skip("no free ports in 29100-29990")
+PORT_LOCKS = Path(tempfile.gettempdir()) / "millstream-dev-test-ports"
 
 
 @dataclass
@@ -47,21 +47,46 @@ class DevEnv:
         )
 
 
-def make_env(tmp_path: Path, nodes: int) -> DevEnv:
-    port = free_base_port(nodes)
-    env = {
-        **os.environ,
-        "MILLSTREAM_LOCAL_DIR": str(tmp_path / "local"),
-        "MILLSTREAM_DEV_PORT": str(port),
-    }
-    settings = load_settings(local_dir=tmp_path / "local", dev_port=port)
-    return DevEnv(settings, env)
+@pytest.fixture
+def make_env(tmp_path: Path) -> Iterator[Callable[[int], DevEnv]]:
+    """Makes a location for an ``nodes``-node cluster on ports reserved until teardown."""
+    with ExitStack() as reservations:
+
+        def make(nodes: int) -> DevEnv:
+            port = reserve_base_port(nodes, reservations)
+            env = {
+                **os.environ,
+                "MILLSTREAM_LOCAL_DIR": str(tmp_path / "local"),
+                "MILLSTREAM_DEV_PORT": str(port),
+            }
+            return DevEnv(load_settings(local_dir=tmp_path / "local", dev_port=port), env)
+
+        yield make
+
+
+def reserve_base_port(nodes: int, reservations: ExitStack) -> int:
+    """A base port in 29100-29990 whose 2*nodes ports are free and that no other test
+    holds; the lock on it is released when ``reservations`` closes."""
+    PORT_LOCKS.mkdir(exist_ok=True)
+    for base in range(29100, 29990, 10):
+        lock = (PORT_LOCKS / f"{base}.lock").open("a")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            continue
+        if any(port_in_use(base + offset) for offset in range(2 * nodes)):
+            lock.close()
+            continue
+        reservations.callback(lock.close)
+        return base
+    pytest.skip("no free ports in 29100-29990")
 
 
 @pytest.fixture
-def dev_env(tmp_path: Path) -> Iterator[DevEnv]:
+def dev_env(make_env: Callable[[int], DevEnv]) -> Iterator[DevEnv]:
     """A 1-node location; whatever runs there is stopped and wiped afterwards."""
-    env = make_env(tmp_path, 1)
+    env = make_env(1)
     try:
         yield env
     finally:
@@ -132,8 +157,8 @@ def test_a_stopped_node_can_be_started_again(dev_env: DevEnv) -> None:
     )
 
 
-def test_a_port_taken_by_another_process_is_named(tmp_path: Path) -> None:
-    env = make_env(tmp_path, 1)
+def test_a_port_taken_by_another_process_is_named(make_env: Callable[[int], DevEnv]) -> None:
+    env = make_env(1)
     with socket.socket() as squatter:
         # SO_REUSEADDR: the port may be in TIME_WAIT after an earlier test's cluster.
         squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -149,8 +174,10 @@ def test_a_port_taken_by_another_process_is_named(tmp_path: Path) -> None:
     assert "MILLSTREAM_DEV_PORT" in message
 
 
-def test_no_java_is_a_clear_one_line_error(tmp_path: Path) -> None:
-    env = make_env(tmp_path, 1)
+def test_no_java_is_a_clear_one_line_error(
+    make_env: Callable[[int], DevEnv], tmp_path: Path
+) -> None:
+    env = make_env(1)
     env.env["PATH"] = str(tmp_path / "empty-bin")
     env.env.pop("JAVA_HOME", None)
 
@@ -163,8 +190,8 @@ def test_no_java_is_a_clear_one_line_error(tmp_path: Path) -> None:
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_node_counts_other_than_1_and_3_are_refused(tmp_path: Path) -> None:
-    result = make_env(tmp_path, 1).run("up", "--nodes", "2")
+def test_node_counts_other_than_1_and_3_are_refused(make_env: Callable[[int], DevEnv]) -> None:
+    result = make_env(1).run("up", "--nodes", "2")
 
     assert result.returncode == 1
     assert "--nodes must be 1 or 3" in result.stderr
@@ -172,22 +199,75 @@ def test_node_counts_other_than_1_and_3_are_refused(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_three_nodes_survive_the_loss_of_one(tmp_path: Path) -> None:
-    env = make_env(tmp_path, 3)
+def test_three_nodes_survive_the_loss_of_one(make_env: Callable[[int], DevEnv]) -> None:
+    """A topic replicated 3 ways stays described and led while a node is dead.
+
+    Until the controller fences a killed node (``broker.session.timeout.ms``, 6 s in the
+    local cluster) metadata still names it among the live brokers, and sometimes as the
+    controller that a topic's DescribeConfigs goes to: describing the topic over and over
+    in that window is what catches an admin call that waits on the dead node.
+    """
+    env = make_env(3)
     cluster = LocalCluster(env.settings)
     try:
         bootstrap = cluster.up(3)
-        admin = TopicAdmin(load_settings(bootstrap_servers=bootstrap))
+        settings = load_settings(bootstrap_servers=bootstrap)
+        admin = TopicAdmin(settings)
+        metadata = Metadata(settings)
         assert admin.broker_count() == 3
         admin.create([TopicSpec("replicated", partitions=3)])
         assert described(admin, "replicated").replication == 3
 
         cluster.stop_node(2, kill=True)
         assert [n.alive for n in cluster.status().nodes] == [True, False, True]
+        fenced_by = time.monotonic() + 60
+        while 2 in metadata.brokers():
+            assert described(admin, "replicated").partitions == 3
+            assert time.monotonic() < fenced_by, "node 2 was not fenced within 60s"
         assert described(admin, "replicated").partitions == 3
+        until(
+            lambda: set(metadata.leaders("replicated").values()) <= {1, 3},
+            60,
+            "every partition of 'replicated' led by node 1 or 3",
+            lambda: f"leaders by partition: {metadata.leaders('replicated')}",
+        )
 
         cluster.start_node(2)
         assert cluster.status().healthy
+        until(
+            lambda: metadata.brokers() == {1, 2, 3},
+            60,
+            "node 2 back among the brokers",
+            lambda: f"brokers: {sorted(metadata.brokers())}",
+        )
         assert admin.broker_count() == 3
     finally:
         cluster.down(wipe=True)
+
+
+class Metadata:
+    """What the cluster's metadata says about brokers and leaders, fresh on every call."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._client = make_admin(settings)
+        self._timeout = settings.client_timeout
+
+    def brokers(self) -> set[int]:
+        """Ids of the live brokers (a killed node stays among them until it is fenced)."""
+        return set(self._client.list_topics(timeout=self._timeout).brokers)
+
+    def leaders(self, topic: str) -> dict[int, int]:
+        """Partition -> leader id of ``topic`` (-1 while a partition has none)."""
+        partitions = self._client.list_topics(topic, timeout=self._timeout).topics[topic].partitions
+        return {p.id: p.leader for p in partitions.values()}
+
+
+def until(
+    condition: Callable[[], bool], timeout: float, what: str, observed: Callable[[], str]
+) -> None:
+    """Poll ``condition`` until true; after ``timeout`` seconds fail with what was seen last."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {what} within {timeout:g}s; {observed()}")
+        time.sleep(0.2)
