@@ -1,17 +1,13 @@
 """The test driver runs an app's topology without a broker, as a worker would.
 
-The window results are checked against the independent oracle (tests/oracle.py);
-the rest against what the README and docs promise of a worker on a broker.
+Checked against what the README and docs promise of a worker on a broker. The
+window steps it runs are checked against the oracle in test_window_steps.py.
 """
 
 from __future__ import annotations
 
-import random
-import zlib
 from datetime import timedelta
-from typing import Any
 
-import oracle
 import pytest
 
 from millstream import App, windows
@@ -180,66 +176,3 @@ def test_a_kafka_sink_writes_to_an_in_memory_topic() -> None:
     with TestDriver(app) as driver:
         driver.send(orders, {"id": 1}, key="k")
         assert [(r.key, r.value) for r in driver.read("copies")] == [(b"k", b'{"id":1}')]
-
-
-# -- windows against the oracle --------------------------------------------------------
-
-PARTITIONS = 3
-SIZES = {"tumbling": 10_000, "hopping": (10_000, 5_000), "sliding": 5_000, "session": 2_000}
-GRACE = 2_000
-
-
-def windowed_app() -> tuple[App, dict[str, Any]]:
-    app = App("oracle")
-    source = app.topic("in", partitions=PARTITIONS)
-    outputs = {kind: app.topic(f"out-{kind}") for kind in SIZES}
-    grouped = app.stream(source, timestamp=lambda v: v["ts"]).group_by_key()
-    ms = timedelta(milliseconds=1)
-    grouped.window(windows.Tumbling(10_000 * ms, grace=GRACE * ms), name="t").count().to(
-        outputs["tumbling"]
-    )
-    grouped.window(windows.Hopping(10_000 * ms, 5_000 * ms, grace=GRACE * ms), name="h").sum(
-        lambda v: v["amount"]
-    ).to(outputs["hopping"])
-    grouped.window(windows.Sliding(5_000 * ms, grace=GRACE * ms), name="s").count().to(
-        outputs["sliding"]
-    )
-    grouped.window(windows.Session(2_000 * ms, grace=GRACE * ms), name="x").sum(
-        lambda v: v["amount"]
-    ).to(outputs["session"])
-    return app, outputs
-
-
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_windows_equal_the_oracle(seed: int) -> None:
-    rng = random.Random(seed)
-    app, outputs = windowed_app()
-    partitions: list[list[oracle.Record]] = [[] for _ in range(PARTITIONS)]
-    with TestDriver(app) as driver:
-        for i in range(3000):
-            key = f"card-{rng.randrange(40)}"
-            late = rng.random() < 0.02
-            ts = START + i * 20 - (rng.randint(5_000, 20_000) if late else rng.randint(0, 3_000))
-            value = {"ts": ts, "amount": rng.randint(1, 500)}
-            driver.send("in", value, key=key)
-            partitions[zlib.crc32(key.encode()) % PARTITIONS].append((key, ts, value))
-        emitted = {
-            kind: {
-                (r.key, r.value["start"], r.value["end"]): r.value["value"] for r in driver.read(t)
-            }
-            for kind, t in outputs.items()
-        }
-
-    def amount(value: Any) -> int:
-        return int(value["amount"])
-
-    expected = {
-        "tumbling": oracle.tumbling(partitions, 10_000, GRACE, oracle.count()),
-        "hopping": oracle.hopping(partitions, 10_000, 5_000, GRACE, oracle.total(amount)),
-        "sliding": oracle.sliding(partitions, 5_000, GRACE, oracle.count()),
-        "session": oracle.session(partitions, 2_000, GRACE, oracle.total(amount)),
-    }
-    for kind, outcome in expected.items():
-        assert outcome.results, f"{kind}: the input closes no window; the test proves nothing"
-        assert emitted[kind] == outcome.results, kind
-    assert driver.stats.late_records == sum(o.late for o in expected.values())
