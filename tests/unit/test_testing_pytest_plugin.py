@@ -1,7 +1,7 @@
 """The pytest plugin's kafka_bootstrap: which Kafka it picks, and what it starts and stops.
 
 No Docker and no broker here: the Docker engine and the local cluster are stand-ins.
-tests/integration/test_pytest_plugin.py runs the plugin in a pytest of its own.
+tests/integration/test_plugin_on_local_cluster.py runs the plugin in a pytest of its own.
 """
 
 from __future__ import annotations

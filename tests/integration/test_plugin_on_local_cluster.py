@@ -4,7 +4,7 @@ Without MILLSTREAM_BOOTSTRAP_SERVERS and without Docker the fixture takes the lo
 cluster of ``millstream dev``; the session cluster is that cluster when scripts/test
 started it, and then the fixture must reuse it and leave it running. Starting a
 cluster for the session and stopping it after is covered in
-tests/unit/test_pytest_plugin.py with a stand-in cluster.
+tests/unit/test_testing_pytest_plugin.py with a stand-in cluster.
 """
 
 from __future__ import annotations
