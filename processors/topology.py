@@ -17,9 +17,10 @@ from millstream.processors.assigned import AssignedPartition
 from millstream.processors.operations import StatefulStep, Step
 from millstream.processors.rows import Row
 from millstream.processors.state.changelog import CHANGELOG_CONFIG
+from millstream.processors.state.codec import hashable
 from millstream.processors.state.manager import StoreSpec
 from millstream.processors.stream import Stream
-from millstream.serde import resolve_serde
+from millstream.serde import JsonSerde, resolve_serde
 from millstream.sinks.base import Sink
 from millstream.topics import Topic
 
@@ -53,6 +54,20 @@ class SourceStep(Step):
         self.emit(out, part)
 
 
+class GroupKeySerde:
+    """JSON keys of repartition topics. A compound key the grouping function returned
+    as a tuple comes back as a tuple, not a list, so windows and tables can hash it."""
+
+    name = "json-group-key"
+    _json = JsonSerde()
+
+    def serialize(self, obj: Any) -> bytes | None:
+        return self._json.serialize(obj)
+
+    def deserialize(self, data: bytes | None) -> Any:
+        return hashable(self._json.deserialize(data))
+
+
 @dataclass
 class Topology:
     """Sources, outputs, stores and declared topics of one application."""
@@ -79,7 +94,11 @@ class Topology:
     def declare(self, topic: Topic) -> Topic:
         """Register ``topic``; declaring the same name twice must agree on the partitions."""
         known = self.topics.get(topic.name)
-        if known is not None and topic.partitions not in (None, known.partitions):
+        if (
+            known is not None
+            and None not in (known.partitions, topic.partitions)
+            and known.partitions != topic.partitions
+        ):
             raise ConfigurationError(
                 "partitions",
                 f"topic {topic.name!r} declared with {known.partitions} and "
@@ -120,7 +139,7 @@ class Topology:
         topic = Topic(
             f"{self.app_id}-{name}-repartition",
             partitions,
-            key_serde=resolve_serde("json"),
+            key_serde=GroupKeySerde(),
             value_serde=resolve_serde("json"),
             # Records carry event times: time-based retention could delete them before
             # they are consumed. The worker purges what it has committed instead.

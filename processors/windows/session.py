@@ -80,9 +80,13 @@ class SessionWindowStep(WindowStep):
                 self.late_record(row, stream_time)
                 continue
             try:
-                acc = agg.add(agg.initial(), agg.extract(row[1]))
-                for s, e in joined:
-                    acc = merge(store.get((key, s, e)), acc)
+                # Sessions merge in time order, then the record is added: an order-
+                # sensitive aggregate (a list) reads as the records came in event time.
+                acc = agg.initial()
+                for i, (s, e) in enumerate(sorted(joined)):
+                    found = store.get((key, s, e))
+                    acc = found if i == 0 else merge(acc, found)
+                acc = agg.add(acc, agg.extract(row[1]))
             except Exception as exc:
                 self.fail(row, exc)
                 continue

@@ -68,10 +68,33 @@ class SlidingWindowStep(WindowStep):
             store.set(key, records)
             self._push_candidates(windows.index, key, ts, stream_time)
             if current:
-                content = [r[2] for r in records if ts - size <= r[0] <= ts]
-                acc = self.aggregation.fold(content)
-                out.append(self.result_row(key, ts - size, ts, acc, row[3]))
+                self._emit_updated(key, records, ts, stream_time, row, out)
         return stream_time
+
+    def _emit_updated(
+        self,
+        key: Any,
+        records: list[list[Any]],
+        ts: int,
+        stream_time: int,
+        row: Row,
+        out: list[Row],
+    ) -> None:
+        """For ``.current()``: the value of every open window the record at ``ts`` changed,
+        which is every window containing it, and its right window if that now exists."""
+        size, grace, fold = self.window.size_ms, self.window.grace_ms, self.aggregation.fold
+        updated: set[tuple[int, int]] = set()
+        for t, _, _ in records:
+            if t - size <= ts <= t:
+                updated.add((t - size, t))
+            if t + 1 <= ts <= t + 1 + size:
+                updated.add((t + 1, t + 1 + size))
+            if ts < t <= ts + 1 + size:
+                updated.add((ts + 1, ts + 1 + size))
+        for start, end in sorted(updated):
+            if end + grace >= stream_time:
+                acc = fold([r[2] for r in records if start <= r[0] <= end])
+                out.append(self.result_row(key, start, end, acc, row[3]))
 
     def close_due(
         self, store: StorePartition, windows: PartitionWindows, stream_time: int, out: list[Row]

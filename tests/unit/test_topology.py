@@ -54,11 +54,6 @@ def test_declaring_the_same_topic_again_returns_the_first_declaration(app: App) 
     assert app.topic("orders") is first, "no count means whatever the topic has"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="declare() keeps a branch to take a count for a topic declared without one, "
-    "but its check raises first: 'declared with None and 6 partitions'",
-)
 def test_a_count_given_later_completes_a_declaration_without_one(app: App) -> None:
     app.stream("orders")
     counted = app.topic("orders", partitions=6)
@@ -128,7 +123,7 @@ def test_a_repartition_topic_is_named_after_the_app_and_follows_its_source(app: 
     topic = app.topology.topics[name]
     assert topic.partitions is None
     assert app.topology.partitions_like[name] == "payments"
-    assert (topic.key_serde.name, topic.value_serde.name) == ("json", "json")
+    assert (topic.key_serde.name, topic.value_serde.name) == ("json-group-key", "json")
     assert topic.config == {"retention.ms": "-1"}, "no time-based deletion of unread records"
     assert app.topology.repartition_topics() == {name}
     assert [root.name for root in app.topology.sources[name]] == [f"source({name})"]

@@ -64,11 +64,6 @@ def test_an_initial_aggregate_is_copied_for_each_window() -> None:
         ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a session merge puts the later session's aggregate first: merge(later, "
-    "merge(earlier, new)) gives [2, 1, 3]: the earlier session's records come after",
-)
 def test_merged_sessions_keep_their_order() -> None:
     app = windowed(
         windows.Session(2_000 * MS, grace=5_000 * MS),
