@@ -163,7 +163,7 @@ class App:
             step = ProcessorStep(fn, source.name, attached)
             self.topology.add_store(step)
             root = self.topology.stream(source)
-            root._step.children.append(step)
+            root._then(step)  # noqa: SLF001 - the App builds pipelines like the DSL does
             return fn
 
         return register

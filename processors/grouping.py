@@ -131,7 +131,9 @@ class WindowedStream:
         else:
             raise ConfigurationError("window", f"unsupported window {window!r}")
         self._topology.add_store(step)
-        stream = self._stream._then(step)
+        # Grouped streams and window results extend the stream they come from: the
+        # DSL classes share their pipeline position on purpose.
+        stream = self._stream._then(step)  # noqa: SLF001
         return WindowResults(stream, step)
 
 
@@ -144,7 +146,7 @@ class WindowResults(Stream):
     """
 
     def __init__(self, stream: Stream, step: WindowStep) -> None:
-        super().__init__(stream._step, stream._topology, stream._source)
+        super().__init__(stream._step, stream._topology, stream._source)  # noqa: SLF001
         self._window_step = step
 
     def final(self) -> WindowResults:

@@ -56,6 +56,10 @@ class ProcessorContext:
         self._part: AssignedPartition | None = None
         self._row: Row | None = None
 
+    def bind(self, part: AssignedPartition | None, row: Row | None) -> None:
+        """Point the context at the record being processed (the runtime calls this)."""
+        self._part, self._row = part, row
+
     @property
     def partition(self) -> int:
         assert self._part is not None
@@ -104,12 +108,12 @@ class ProcessorStep(StatefulStep):
 
     def process(self, rows: list[Row], part: AssignedPartition) -> None:
         fn, ctx = self.fn, self._context
-        ctx._part = part
+        bind = ctx.bind
         topic, partition = part.topic, part.partition
         for row in rows:
-            ctx._row = row
+            bind(part, row)
             try:
                 fn(Record(row[0], row[1], row[2], topic, partition, row[3].offset()), ctx)
             except Exception as exc:
                 self.fail(row, exc)
-        ctx._row = None
+        bind(None, None)

@@ -151,6 +151,11 @@ class Worker:
         return f"{reason} ({exc})" if reason else None
 
     @property
+    def group_protocol(self) -> str:
+        """The group protocol in use: ``consumer`` (KIP-848) or ``classic``."""
+        return self._group_protocol
+
+    @property
     def metrics_port(self) -> int | None:
         """The port of the metrics server, when one runs."""
         return self.telemetry.port

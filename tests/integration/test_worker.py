@@ -252,6 +252,6 @@ def test_group_protocols(
     produce_json(settings, names["in"], [(str(i), {"i": i}) for i in range(500)])
     wait_for(lambda: record_count(settings, names["out"]) >= 500, 60, "outputs")
     stats = worker.stop()
-    chosen = worker.worker._group_protocol
+    chosen = worker.worker.group_protocol
     assert chosen == ("consumer" if protocol == "auto" else "classic")
     assert stats.records_in == 500
