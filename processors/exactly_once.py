@@ -44,9 +44,11 @@ def cannot_go_on(exc: Exception) -> str | None:
 
 
 def _replace(error: TransactionError) -> ProducerFenced:
+    if isinstance(error, ProducerFenced):
+        return error
     if error.code == STUCK:
-        return ProducerFenced(f"this worker's producer is stuck ({error})")
-    return ProducerFenced(f"this worker was fenced ({error})")
+        return ProducerFenced(f"this worker's producer is stuck ({error})", code=error.code)
+    return ProducerFenced(f"this worker was fenced ({error})", code=error.code)
 
 
 class Transactions:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from millstream.config import Settings
-from millstream.errors import TopicNotFoundError
+from millstream.errors import ConfigurationError, TopicNotFoundError
 from millstream.kafka import TopicAdmin, TopicSpec
 from millstream.processors.topology import Topology
 
@@ -60,7 +60,9 @@ def _follow(name: str, like: str, partitions_like: dict[str, str], counts: dict[
     seen = {name}
     while like in partitions_like and like not in counts:
         if like in seen:
-            raise ValueError(f"internal topics follow each other in a cycle: {sorted(seen)}")
+            raise ConfigurationError(
+                "topics", f"internal topics follow each other in a cycle: {sorted(seen)}"
+            )
         seen.add(like)
         like = partitions_like[like]
     return counts[like]

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from millstream.config import Settings
+from millstream.errors import ConfigurationError
 from millstream.kafka import Consumer, TopicPartition, make_consumer
 from millstream.processors.assigned import AssignedPartition
 from millstream.processors.operations import Step
@@ -104,7 +105,7 @@ class JoinStep(Step):
     ) -> None:
         super().__init__()
         if how not in ("inner", "left"):
-            raise ValueError("how must be 'inner' or 'left'")
+            raise ConfigurationError("how", f"must be 'inner' or 'left', not {how!r}")
         self.table = table
         self.on = on
         self.inner = how == "inner"
