@@ -29,6 +29,19 @@ from millstream.errors import (
 from millstream.kafka.clients import make_admin
 from millstream.kafka.errors import from_client_error, from_exception
 
+#: Answers meaning the client's picture of a partition is behind the cluster's: its
+#: leader moved, or its leader epoch went up (a broker died or came back). librdkafka's
+#: admin client does not refresh its metadata for them and goes on asking with what it
+#: had (a worker's long-lived one failed every checkpoint after a broker restart); a
+#: new client looks the leader up afresh.
+_STALE_METADATA = {
+    "FENCED_LEADER_EPOCH",
+    "UNKNOWN_LEADER_EPOCH",
+    "NOT_LEADER_OR_FOLLOWER",
+    "NOT_LEADER_FOR_PARTITION",
+    "LEADER_NOT_AVAILABLE",
+}
+
 
 @dataclass(frozen=True)
 class TopicSpec:
@@ -67,6 +80,9 @@ class TopicAdmin:
     def __init__(self, settings: Settings, client: AdminClient | None = None) -> None:
         self._settings = settings
         self._timeout = settings.client_timeout
+        #: A client passed in is kept for good; one made here is replaced when its
+        #: metadata turns out to be stale.
+        self._renewable = client is None
         self._client = client or make_admin(settings)
 
     def broker_count(self) -> int:
@@ -177,7 +193,23 @@ class TopicAdmin:
         return {"classic"}
 
     def end_offsets(self, partitions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
-        """The end offset (high watermark) of each (topic, partition), in one request."""
+        """The end offset (high watermark) of each (topic, partition), in one request.
+
+        Asked once more through a new client when the answer says this one's metadata
+        is stale (a partition's leader or leader epoch changed since it looked).
+        """
+        wanted = list(partitions)
+        try:
+            return self._end_offsets(wanted)
+        except KafkaError as error:
+            if not (self._renewable and error.code in _STALE_METADATA):
+                raise
+        self._client = make_admin(self._settings)
+        return self._end_offsets(wanted)
+
+    def _end_offsets(
+        self, partitions: builtins.list[tuple[str, int]]
+    ) -> dict[tuple[str, int], int]:
         latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
         request = {TopicPartition(t, p): latest for t, p in partitions}
         if not request:
