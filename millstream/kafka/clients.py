@@ -1,8 +1,10 @@
 """Factories for the confluent-kafka clients, configured the millstream way.
 
 This package is the only place that imports confluent_kafka. The clients it
-returns are the confluent-kafka objects themselves: the hot path calls their
-methods directly, with no per-record wrapper.
+returns are the confluent-kafka objects themselves (a consumer is a
+:class:`~millstream.kafka.group.GroupConsumer`, a subclass that changes only how
+partitions are assigned): the hot path calls their methods directly, with no
+per-record wrapper.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient
 
 from millstream.config import Settings
+from millstream.kafka.group import GroupConsumer
 
 log = logging.getLogger("millstream.kafka")
 
@@ -109,10 +112,14 @@ def make_producer(
 def make_consumer(
     settings: Settings, group_id: str, *, client_id: str | None = None, **overrides: Any
 ) -> Consumer:
-    """A consumer in ``group_id`` with manual commits; ``overrides`` are librdkafka properties."""
+    """A consumer in ``group_id`` with manual commits; ``overrides`` are librdkafka properties.
+
+    Partitions it is assigned without an offset start at the group's committed offset,
+    which it looks up itself (:class:`~millstream.kafka.group.GroupConsumer`).
+    """
     config = {**_base(settings, client_id), **CONSUMER_DEFAULTS, "group.id": group_id}
     config.update(overrides)
-    return Consumer(config)
+    return GroupConsumer(config)
 
 
 def make_admin(settings: Settings) -> AdminClient:
