@@ -28,6 +28,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -38,7 +39,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
 from eos_support import (
     EosTopics,
     closers,
@@ -60,6 +62,8 @@ NODES = 3
 WORKERS = 3
 PARTITIONS = 6
 CARDS = 2000
+#: A wait that saw nothing new for this long logs what the group looks like.
+STALL_SECONDS = 45.0
 
 
 def free_base_port(nodes: int) -> int:
@@ -261,14 +265,31 @@ class Distinct:
 
 
 def awaited(
-    events: ChaosLog, fleet: Fleet, reader: Distinct, target: int, what: str, timeout: float
+    events: ChaosLog,
+    fleet: Fleet,
+    reader: Distinct,
+    target: int,
+    what: str,
+    timeout: float,
+    on_stall: Callable[[], None] | None = None,
 ) -> None:
-    """Wait until ``reader`` saw ``target`` distinct keys, logging progress every 15 s."""
+    """Wait until ``reader`` saw ``target`` distinct keys, logging progress every 15 s.
+
+    ``on_stall`` runs once when nothing new arrived for :data:`STALL_SECONDS`, while
+    the stalled workers can still be looked at.
+    """
     deadline = time.monotonic() + timeout
     report = time.monotonic() + 15
-    while reader.poll() < target:
+    last_seen, last_change = -1, time.monotonic()
+    while (seen := reader.poll()) < target:
         fleet.supervise()
         now = time.monotonic()
+        if seen != last_seen:
+            last_seen, last_change = seen, now
+        elif on_stall is not None and now - last_change > STALL_SECONDS:
+            events(f"no progress for {STALL_SECONDS:g}s at {seen} of {target} {what}:")
+            on_stall()
+            on_stall = None
         if now > deadline:
             events(f"gave up: {len(reader.seen)} of {target} {what} after {timeout:g}s")
             raise AssertionError(f"{len(reader.seen)} of {target} {what} after {timeout:g}s")
@@ -394,11 +415,12 @@ def run_chaos(scenario: Scenario, chaos_cluster: ChaosCluster, tmp_path: Path) -
         assert feeder.sent == scenario.inputs
 
         n = scenario.inputs
-        awaited(events, fleet, outputs, n, "enriched outputs", 180)
+        stalled = Stalled(settings, fleet, topics, events)
+        awaited(events, fleet, outputs, n, "enriched outputs", 180, stalled)
         produce_json(settings, topics.source, closers(CARDS))
         expected = len(window_oracle(records))
         counts = Distinct(settings, topics.counts, window_key)
-        awaited(events, fleet, counts, expected, "window counts", 180)
+        awaited(events, fleet, counts, expected, "window counts", 180, stalled)
         fleet.supervise()
         codes = fleet.stop_all()
         events(f"workers stopped with {codes}")
@@ -427,6 +449,83 @@ def run_chaos(scenario: Scenario, chaos_cluster: ChaosCluster, tmp_path: Path) -
         fleet,
         events,
     )
+
+
+class Stalled:
+    """What a stalled run looks like from outside, logged to ``chaos.log``: the group's
+    members with their current and target assignments, each input and repartition
+    partition's log start, committed offset and end, and a py-spy dump of every worker
+    (when py-spy is installed)."""
+
+    def __init__(
+        self, settings: Settings, fleet: Fleet, topics: EosTopics, events: ChaosLog
+    ) -> None:
+        self.settings, self.fleet, self.topics, self.events = settings, fleet, topics, events
+
+    def __call__(self) -> None:
+        try:
+            self.group()
+            self.offsets()
+        except Exception as exc:  # a diagnosis must not hide the failure it explains
+            self.events(f"reading the group failed: {exc!r}")
+        self.stacks()
+
+    def group(self) -> None:
+        admin = AdminClient({"bootstrap.servers": self.settings.bootstrap_servers})
+        app = self.topics.app
+        group = admin.describe_consumer_groups([app], request_timeout=10)[app].result(15)
+        for member in group.members:
+            target = member.target_assignment
+            self.events(
+                f"member {member.client_id}: owns {_partitions(member.assignment)}, "
+                f"target {_partitions(target) if target is not None else '?'}"
+            )
+
+    def offsets(self) -> None:
+        admin = AdminClient({"bootstrap.servers": self.settings.bootstrap_servers})
+        app = self.topics.app
+        request = [ConsumerGroupTopicPartitions(app)]
+        answer = admin.list_consumer_group_offsets(request)[app].result(15)
+        committed = {(tp.topic, tp.partition): tp.offset for tp in answer.topic_partitions}
+        repartition = f"{app}-by-card-repartition"
+        tps = [
+            TopicPartition(topic, p)
+            for topic in (self.topics.source, repartition)
+            for p in range(PARTITIONS)
+        ]
+        ends = admin.list_offsets({tp: OffsetSpec.latest() for tp in tps}, request_timeout=10)
+        starts = admin.list_offsets({tp: OffsetSpec.earliest() for tp in tps}, request_timeout=10)
+        for tp in tps:
+            self.events(
+                f"{tp.topic}[{tp.partition}]: start {starts[tp].result(15).offset}, "
+                f"committed {committed.get((tp.topic, tp.partition))}, "
+                f"end {ends[tp].result(15).offset}"
+            )
+
+    def stacks(self) -> None:
+        py_spy = shutil.which("py-spy") or shutil.which(
+            "py-spy", path=str(Path(sys.executable).parent)
+        )
+        if py_spy is None:
+            self.events("py-spy is not installed: no stacks")
+            return
+        for i, proc in enumerate(self.fleet.procs):
+            if proc is not None and proc.poll() is None:
+                dump = subprocess.run(
+                    [py_spy, "dump", "--pid", str(proc.pid)],
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                    check=False,
+                )
+                self.events(f"worker {i} (pid {proc.pid}):\n{dump.stdout}{dump.stderr}")
+
+
+def _partitions(assignment: Any) -> str:
+    parts = sorted(
+        (tp.topic.rsplit("-", 1)[-1], tp.partition) for tp in assignment.topic_partitions
+    )
+    return ", ".join(f"{topic}[{p}]" for topic, p in parts) or "nothing"
 
 
 def group_coordinator(settings: Settings, group: str) -> int:
