@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
+from support import Names, delete_topics
 
 from millstream.config import Settings, load_settings
-from millstream.kafka import TopicAdmin
+from millstream.kafka import TopicAdmin, TopicSpec
 
 
 @pytest.fixture(scope="session")
@@ -44,3 +45,28 @@ def unique_name(request: pytest.FixtureRequest) -> Callable[[str], str]:
         return f"t-{stem}-{kind}-{uuid.uuid4().hex[:8]}"
 
     return make
+
+
+@pytest.fixture
+def input_partitions() -> int:
+    """Partitions of the input topic that ``names`` creates. A module whose app declares
+    another count overrides this fixture."""
+    return 1
+
+
+@pytest.fixture
+def names(
+    unique_name: Callable[[str], str],
+    settings: Settings,
+    admin: TopicAdmin,
+    input_partitions: int,
+) -> Iterator[Names]:
+    """Names of a test's app, input and output; the input topic exists, with
+    ``input_partitions`` partitions. Afterwards every topic whose name starts with one of
+    the three is deleted: the app's own topics (changelogs, repartitions, dead letters,
+    late records), outputs named after ``out``, and those of apps named after ``app``."""
+    names = Names(unique_name("app"), unique_name("in"), unique_name("out"))
+    admin.create([TopicSpec(names.source, input_partitions)])
+    yield names
+    prefixes = (names.app, names.source, names.out)
+    delete_topics(settings, [t for t in admin.list() if t.startswith(prefixes)])

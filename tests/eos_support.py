@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from support import consume_all, produce_json
+from support import Names, WorkerProcess, consume_all, produce_json
 
 from millstream.config import Settings
 
-ROOT = Path(__file__).resolve().parents[1]
-WORKER = [sys.executable, "-m", "millstream", "worker", "tests.integration.apps.eos:app"]
+EOS = "tests.integration.apps.eos:app"
 WINDOW_MS = 10_000
 DAY_MS = 24 * 3600 * 1000
 # Event times four days back, the closers' one day back: all inside the brokers' default
@@ -31,32 +26,25 @@ BASE_TS = _NOW_MS - 4 * DAY_MS - _NOW_MS % WINDOW_MS
 CLOSE_TS = BASE_TS + 3 * DAY_MS
 
 
-@dataclass
-class EosTopics:
-    app: str
-    source: str
-    enriched: str
+@dataclass(frozen=True)
+class EosTopics(Names):
+    """The names of apps/eos.py: ``out`` takes the enriched records, ``counts`` the
+    window counts."""
+
     counts: str
 
-    def env(self, bootstrap: str, local_dir: Path, **extra: str) -> dict[str, str]:
-        return {
-            **os.environ,
-            "MILLSTREAM_BOOTSTRAP_SERVERS": bootstrap,
-            "MILLSTREAM_LOCAL_DIR": str(local_dir),
-            "TEST_APP_ID": self.app,
-            "TEST_IN": self.source,
-            "TEST_OUT": self.enriched,
-            "TEST_COUNTS": self.counts,
-            **extra,
-        }
+    @classmethod
+    def of(cls, names: Names) -> EosTopics:
+        """``names`` with a counts topic named after the output."""
+        return cls(names.app, names.source, names.out, f"{names.out}-counts")
 
-    def internal(self) -> list[str]:
-        return [
-            f"{self.app}-by-card-repartition",
-            f"{self.app}-card-counts-changelog",
-            f"{self.app}-dlq",
-            f"{self.app}-late",
-        ]
+    @property
+    def enriched(self) -> str:
+        """The topic of the enriched records: ``out``."""
+        return self.out
+
+    def env(self, bootstrap: str, local_dir: Path | None = None, **extra: str) -> dict[str, str]:
+        return super().env(bootstrap, local_dir, TEST_COUNTS=self.counts, **extra)
 
 
 def transactions(n: int, cards: int) -> list[tuple[str, dict[str, Any]]]:
@@ -124,17 +112,9 @@ def read_outcome(settings: Settings, topics: EosTopics, timeout: float = 60.0) -
 
 def start_worker(
     topics: EosTopics, bootstrap: str, local_dir: Path, log: Path, **env: str
-) -> subprocess.Popen[bytes]:
-    handle = log.open("ab")
-    return subprocess.Popen(
-        WORKER, cwd=ROOT, env=topics.env(bootstrap, local_dir, **env), stdout=handle, stderr=handle
-    )
-
-
-def stop_worker(proc: subprocess.Popen[bytes], timeout: float = 60) -> int:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-    return proc.wait(timeout)
+) -> WorkerProcess:
+    """A worker of apps/eos.py on ``topics``, its state in ``local_dir``, appending to ``log``."""
+    return WorkerProcess(EOS, topics.env(bootstrap, local_dir, **env), log)
 
 
 def feed(settings: Settings, topics: EosTopics, records: list[tuple[str, dict[str, Any]]]) -> None:

@@ -1,6 +1,6 @@
 """Chaos: exactly-once survives kill -9 of workers and the loss of a broker.
 
-A private 3-node cluster (replication 3, min ISR 2) on ports 29500+, three worker
+A private 3-node cluster (replication 3, min ISR 2) on reserved ports, three worker
 processes of ``apps/eos.py`` (each with its own state directory, so a restarted
 worker reuses its predecessor's transactional id and fences it at once), input
 produced while the workers run, and meanwhile: a worker killed with SIGKILL and
@@ -26,13 +26,13 @@ import os
 import random
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -49,11 +49,10 @@ from eos_support import (
     transactions,
     window_oracle,
 )
-from support import TopicReader, produce_json, wait_for
+from support import TopicReader, WorkerProcess, produce_json, reserve_base_port, wait_for
 
 from millstream.config import Settings, load_settings
 from millstream.dev import LocalCluster
-from millstream.dev.process import port_in_use
 from millstream.kafka import TopicAdmin, TopicSpec
 
 #: librdkafka's reports of connections refused or timed out while a broker is down.
@@ -66,14 +65,6 @@ CARDS = 2000
 STALL_SECONDS = 45.0
 
 
-def free_base_port(nodes: int) -> int:
-    """A base port in 29500-29990 whose 2*nodes ports (broker + controller) are all free."""
-    for base in range(29500, 29990, 10):
-        if not any(port_in_use(base + offset) for offset in range(2 * nodes)):
-            return base
-    pytest.skip("no free ports in 29500-29990")
-
-
 @dataclass
 class ChaosCluster:
     cluster: LocalCluster
@@ -83,22 +74,25 @@ class ChaosCluster:
 
 @pytest.fixture(scope="module")
 def chaos_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChaosCluster]:
-    """A private 3-node cluster for this module's tests, stopped and wiped afterwards."""
+    """A private 3-node cluster for this module's tests, on ports reserved for as long as
+    it runs; stopped and wiped afterwards."""
     local_dir = tmp_path_factory.mktemp("chaos-cluster")
-    cluster = LocalCluster(load_settings(local_dir=local_dir, dev_port=free_base_port(NODES)))
-    try:
-        bootstrap = cluster.up(NODES)
-        settings = load_settings(bootstrap_servers=bootstrap)
-        assert TopicAdmin(settings).broker_count() == NODES
-        yield ChaosCluster(cluster, bootstrap, settings)
-    finally:
-        cluster.down()
-        # The brokers' logs outlive the cluster, for the investigation of a failure.
-        for node in range(1, NODES + 1):
-            log = cluster.files.node(node).log
-            if log.exists():
-                shutil.copy(log, local_dir / f"broker-{node}.log")
-        cluster.down(wipe=True)
+    with ExitStack() as reservations:
+        port = reserve_base_port(NODES, reservations)
+        cluster = LocalCluster(load_settings(local_dir=local_dir, dev_port=port))
+        try:
+            bootstrap = cluster.up(NODES)
+            settings = load_settings(bootstrap_servers=bootstrap)
+            assert TopicAdmin(settings).broker_count() == NODES
+            yield ChaosCluster(cluster, bootstrap, settings)
+        finally:
+            cluster.down()
+            # The brokers' logs outlive the cluster, for the investigation of a failure.
+            for node in range(1, NODES + 1):
+                log = cluster.files.node(node).log
+                if log.exists():
+                    shutil.copy(log, local_dir / f"broker-{node}.log")
+            cluster.down(wipe=True)
 
 
 class ChaosLog:
@@ -132,7 +126,7 @@ class Fleet:
         }
         self.dirs = [root / f"w{i}-state" for i in range(WORKERS)]
         self.logs = [root / f"w{i}.log" for i in range(WORKERS)]
-        self.procs: list[subprocess.Popen[bytes] | None] = [None] * WORKERS
+        self.workers: list[WorkerProcess | None] = [None] * WORKERS
         self.kills = 0
         #: Workers that exited without being killed: (worker, exit code, last log lines).
         self.crashes: list[tuple[int, int, str]] = []
@@ -140,9 +134,9 @@ class Fleet:
     def start(self, i: int) -> None:
         with self.logs[i].open("a") as handle:
             handle.write(f"===== test: starting worker {i} at {datetime.now():%H:%M:%S.%f}\n")
-        proc = start_worker(self.topics, self.bootstrap, self.dirs[i], self.logs[i], **self.env)
-        self.procs[i] = proc
-        self.events(f"worker {i} started (pid {proc.pid})")
+        worker = start_worker(self.topics, self.bootstrap, self.dirs[i], self.logs[i], **self.env)
+        self.workers[i] = worker
+        self.events(f"worker {i} started (pid {worker.pid})")
 
     def supervise(self) -> None:
         """Restart workers that exited by themselves, as a process supervisor would.
@@ -150,8 +144,8 @@ class Fleet:
         Exactly-once must hold whatever ends a worker, so the run goes on; the test
         still fails at the end, because a worker must survive a broker's restart.
         """
-        for i, proc in enumerate(self.procs):
-            if proc is not None and (code := proc.poll()) is not None:
+        for i, worker in enumerate(self.workers):
+            if worker is not None and (code := worker.exit_code) is not None:
                 tail = self.tail(i, 8)
                 self.crashes.append((i, code, tail))
                 self.events(f"WORKER {i} EXITED BY ITSELF (code {code}), restarting it:\n{tail}")
@@ -159,37 +153,32 @@ class Fleet:
 
     def kill(self, i: int) -> None:
         self.supervise()
-        proc = self.procs[i]
-        assert proc is not None
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
+        worker = self.workers[i]
+        assert worker is not None
+        worker.kill()
         self.kills += 1
-        self.events(f"kill -9 worker {i} (pid {proc.pid}), kill #{self.kills}")
+        self.events(f"kill -9 worker {i} (pid {worker.pid}), kill #{self.kills}")
         with self.logs[i].open("a") as handle:
             handle.write(f"===== test: killed worker {i} at {datetime.now():%H:%M:%S.%f}\n")
 
     def stop_all(self, timeout: float = 60) -> list[int | None]:
         """SIGTERM to every worker; their exit codes (None: still running after ``timeout``)."""
-        for proc in self.procs:
-            if proc is not None and proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        # One SIGTERM each (stop_worker would send a second one to a worker still busy
-        # shutting down, which kills it once its handler is gone: exit code -15).
+        for worker in self.workers:
+            if worker is not None:
+                worker.terminate()
+        # Every worker shuts down at the same time, under one deadline: stopping them one
+        # after the other would give each the whole timeout in turn.
         deadline = time.monotonic() + timeout
         codes: list[int | None] = []
-        for proc in self.procs:
-            try:
-                remaining = max(0.1, deadline - time.monotonic())
-                codes.append(proc.wait(remaining) if proc is not None else None)
-            except subprocess.TimeoutExpired:
-                codes.append(None)
+        for worker in self.workers:
+            remaining = max(0.1, deadline - time.monotonic())
+            codes.append(worker.wait(remaining) if worker is not None else None)
         return codes
 
     def kill_all(self) -> None:
-        for proc in self.procs:
-            if proc is not None and proc.poll() is None:
-                proc.kill()
-                proc.wait(30)
+        for worker in self.workers:
+            if worker is not None:
+                worker.kill()
 
     def count(self, needle: str) -> int:
         return sum(
@@ -509,16 +498,16 @@ class Stalled:
         if py_spy is None:
             self.events("py-spy is not installed: no stacks")
             return
-        for i, proc in enumerate(self.fleet.procs):
-            if proc is not None and proc.poll() is None:
+        for i, worker in enumerate(self.fleet.workers):
+            if worker is not None and worker.exit_code is None:
                 dump = subprocess.run(
-                    [py_spy, "dump", "--pid", str(proc.pid)],
+                    [py_spy, "dump", "--pid", str(worker.pid)],
                     capture_output=True,
                     text=True,
                     timeout=60,
                     check=False,
                 )
-                self.events(f"worker {i} (pid {proc.pid}):\n{dump.stdout}{dump.stderr}")
+                self.events(f"worker {i} (pid {worker.pid}):\n{dump.stdout}{dump.stderr}")
 
 
 def _partitions(assignment: Any) -> str:

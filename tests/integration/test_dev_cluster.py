@@ -2,19 +2,16 @@
 
 These tests never touch the session cluster (or anything on 19092): each one that
 starts Kafka uses a fresh ``local_dir`` and stops its cluster in teardown. Its ports
-are reserved with a lock file for as long as the test runs, so that pytest sessions
-running side by side on one machine never pick the same ones (a port a test frees for
-a moment, stopping a node it starts again, does not look free to another session).
+are reserved (``support.reserve_base_port``) for as long as the test runs, so that
+pytest sessions running side by side on one machine never pick the same ones.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -22,16 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from support import reserve_base_port, wait_for
 
 from millstream.config import Settings, load_settings
 from millstream.dev import LocalCluster
-from millstream.dev.process import port_in_use
 from millstream.errors import LocalClusterError, TopicNotFoundError
 from millstream.kafka import TopicAdmin, TopicInfo, TopicSpec
 from millstream.kafka.clients import make_admin
 
 MILLSTREAM = str(Path(sys.executable).parent / "millstream")
-PORT_LOCKS = Path(tempfile.gettempdir()) / "millstream-dev-test-ports"
 
 
 @dataclass
@@ -62,25 +58,6 @@ def make_env(tmp_path: Path) -> Iterator[Callable[[int], DevEnv]]:
             return DevEnv(load_settings(local_dir=tmp_path / "local", dev_port=port), env)
 
         yield make
-
-
-def reserve_base_port(nodes: int, reservations: ExitStack) -> int:
-    """A base port in 29100-29990 whose 2*nodes ports are free and that no other test
-    holds; the lock on it is released when ``reservations`` closes."""
-    PORT_LOCKS.mkdir(exist_ok=True)
-    for base in range(29100, 29990, 10):
-        lock = (PORT_LOCKS / f"{base}.lock").open("a")
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.close()
-            continue
-        if any(port_in_use(base + offset) for offset in range(2 * nodes)):
-            lock.close()
-            continue
-        reservations.callback(lock.close)
-        return base
-    pytest.skip("no free ports in 29100-29990")
 
 
 @pytest.fixture
@@ -225,20 +202,20 @@ def test_three_nodes_survive_the_loss_of_one(make_env: Callable[[int], DevEnv]) 
             assert described(admin, "replicated").partitions == 3
             assert time.monotonic() < fenced_by, "node 2 was not fenced within 60s"
         assert described(admin, "replicated").partitions == 3
-        until(
+        wait_for(
             lambda: set(metadata.leaders("replicated").values()) <= {1, 3},
             60,
             "every partition of 'replicated' led by node 1 or 3",
-            lambda: f"leaders by partition: {metadata.leaders('replicated')}",
+            observed=lambda: f"leaders by partition: {metadata.leaders('replicated')}",
         )
 
         cluster.start_node(2)
         assert cluster.status().healthy
-        until(
+        wait_for(
             lambda: metadata.brokers() == {1, 2, 3},
             60,
             "node 2 back among the brokers",
-            lambda: f"brokers: {sorted(metadata.brokers())}",
+            observed=lambda: f"brokers: {sorted(metadata.brokers())}",
         )
         assert admin.broker_count() == 3
     finally:
@@ -260,14 +237,3 @@ class Metadata:
         """Partition -> leader id of ``topic`` (-1 while a partition has none)."""
         partitions = self._client.list_topics(topic, timeout=self._timeout).topics[topic].partitions
         return {p.id: p.leader for p in partitions.values()}
-
-
-def until(
-    condition: Callable[[], bool], timeout: float, what: str, observed: Callable[[], str]
-) -> None:
-    """Poll ``condition`` until true; after ``timeout`` seconds fail with what was seen last."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no {what} within {timeout:g}s; {observed()}")
-        time.sleep(0.2)

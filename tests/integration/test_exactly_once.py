@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -15,24 +14,22 @@ from eos_support import (
     feed,
     read_outcome,
     start_worker,
-    stop_worker,
     transactions,
     window_oracle,
 )
-from support import TopicReader, delete_topics, wait_for
+from support import Names, TopicReader, wait_for
 
 from millstream.config import Settings
-from millstream.kafka import TopicAdmin, TopicSpec
 
 
 @pytest.fixture
-def topics(
-    unique_name: Callable[[str], str], settings: Settings, admin: TopicAdmin
-) -> Iterator[EosTopics]:
-    t = EosTopics(unique_name("app"), unique_name("in"), unique_name("out"), unique_name("counts"))
-    admin.create([TopicSpec(t.source, 6)])
-    yield t
-    delete_topics(settings, [t.source, t.enriched, t.counts, *t.internal()])
+def input_partitions() -> int:
+    return 6  # apps/eos.py's default TEST_PARTITIONS
+
+
+@pytest.fixture
+def topics(names: Names) -> EosTopics:
+    return EosTopics.of(names)
 
 
 def assigned_count(log: Path) -> int:
@@ -75,10 +72,10 @@ def test_a_paused_zombie_worker_is_fenced_and_nothing_is_duplicated(
         counts = TopicReader(settings, topics.counts)
         wait_for(lambda: counts.poll() >= len(expected), 120, "all window counts")
         counts.close()
-        assert survivor.poll() is None, "the survivor must still run"
+        assert survivor.exit_code is None, "the survivor must still run"
     finally:
         reader.close()
-        codes = [stop_worker(w) for w in workers]
+        codes = [w.stop() for w in workers]
     outcome = read_outcome(settings, topics)
     print(
         f"\nzombie test: {sum(outcome.enriched_ids.values())} outputs for {n} inputs, "

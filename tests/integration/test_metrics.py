@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 
-from support import delete_topics, produce_json, wait_for
+from support import ThreadedWorker, delete_topics, produce_json, wait_for
 
 from millstream import App
 from millstream.config import Settings, load_settings
@@ -40,9 +39,8 @@ def test_metrics_health_and_readiness(
     app.stream(app.topic(src, partitions=2)).filter(lambda v: v["n"] % 2 == 0).to(
         app.topic(out, partitions=2)
     )
-    worker = app.worker()
-    thread = threading.Thread(target=lambda: worker.run(install_signal_handlers=False))
-    thread.start()
+    runner = ThreadedWorker(app)
+    worker = runner.worker
     try:
         wait_for(lambda: worker.metrics_port is not None, 30, "the metrics server")
         port = worker.metrics_port
@@ -62,6 +60,5 @@ def test_metrics_health_and_readiness(
         assert f'app_id="{app_id}"' in text
         assert fetch(port, "/nope")[0] == 404
     finally:
-        worker.stop()
-        thread.join(30)
+        runner.stop()
     delete_topics(settings, [src, out, f"{app_id}-dlq", f"{app_id}-late"])

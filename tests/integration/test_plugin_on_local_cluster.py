@@ -10,16 +10,13 @@ tests/unit/test_testing_pytest_plugin.py with a stand-in cluster.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from support import ROOT, run_pytest
 
 from millstream.config import load_settings
 from millstream.dev import LocalCluster
-
-ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -56,14 +53,7 @@ def test_a_running_local_cluster_is_reused_and_left_running(
     env = {k: v for k, v in os.environ.items() if k != "MILLSTREAM_BOOTSTRAP_SERVERS"}
     env["MILLSTREAM_LOCAL_DIR"] = str(local_dir)
 
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=150,
-    )
+    result = run_pytest(tmp_path, env, timeout=150)
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 passed" in result.stdout

@@ -9,34 +9,35 @@ far ahead in event time and with a key of its own, closes the last windows.
 
 from __future__ import annotations
 
-import os
 import random
-import re
-import signal
-import subprocess
-import sys
 import time
 import zlib
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import oracle
 import orjson
 import pytest
 from apps import windowed
-from support import ThreadedWorker, consume_all, delete_topics, record_count, wait_for
+from support import (
+    Names,
+    ThreadedWorker,
+    WorkerProcess,
+    committed_offsets,
+    consume_all,
+    produce,
+    record_count,
+    wait_for,
+)
 
 from millstream import App
 from millstream.config import Settings, load_settings
-from millstream.kafka import TopicAdmin, TopicPartition, TopicSpec, make_consumer, make_producer
 from millstream.processors import windows
 
-ROOT = Path(__file__).resolve().parents[2]
-WORKER = [sys.executable, "-m", "millstream", "worker", "tests.integration.apps.windowed:app"]
+WINDOWED = "tests.integration.apps.windowed:app"
 P = windowed.PARTITIONS
 SENTINEL = "~end"
 
@@ -81,25 +82,10 @@ def by_partition(rows: Iterable[Row]) -> list[list[oracle.Record]]:
     return partitions
 
 
-def produce_rows(settings: Settings, topic: str, rows: Iterable[Row]) -> None:
+def produce_rows(settings: Settings, topic: str, rows: list[Row]) -> None:
     """Produce each row to its own partition, in order; fails on delivery errors."""
-    errors: list[str] = []
-
-    def on_delivery(error: Any, _message: Any) -> None:
-        if error:
-            errors.append(str(error))
-
-    producer = make_producer(settings, on_delivery=on_delivery)
-    for partition, key, value in rows:
-        payload = orjson.dumps(value)
-        while True:
-            try:
-                producer.produce(topic, payload, key, partition=partition)
-                break
-            except BufferError:
-                producer.poll(0.1)
-    assert producer.flush(60) == 0, "records still queued after 60 s"
-    assert not errors, f"delivery failed: {errors[:3]}"
+    records = ((key, orjson.dumps(value)) for _, key, value in rows)
+    produce(settings, topic, records, partitions=(partition for partition, _, _ in rows))
 
 
 # -- expected and actual results --------------------------------------------------------
@@ -156,30 +142,9 @@ def describe_difference(
 # -- fixtures -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Names:
-    app: str
-    source: str
-    out: str
-
-    @property
-    def outputs(self) -> dict[str, str]:
-        return windowed.output_topics(self.out)
-
-    @property
-    def late(self) -> str:
-        return f"{self.app}-late"
-
-
 @pytest.fixture
-def names(
-    unique_name: Callable[[str], str], settings: Settings, admin: TopicAdmin
-) -> Iterator[Names]:
-    n = Names(unique_name("app"), unique_name("in"), unique_name("out"))
-    admin.create([TopicSpec(n.source, P)])
-    yield n
-    prefixes = (n.app, n.source, n.out)
-    delete_topics(settings, [t for t in admin.list() if t.startswith(prefixes)])
+def input_partitions() -> int:
+    return P
 
 
 def local_settings(bootstrap_servers: str, local_dir: Path) -> Settings:
@@ -208,14 +173,15 @@ def test_200k_records_through_four_window_kinds_match_the_oracle(
         store=store,
         settings=local_settings(bootstrap_servers, tmp_path),
     )
+    outputs = windowed.output_topics(names.out)
     started = time.monotonic()
     worker = ThreadedWorker(app)
     try:
         wait_for(
             lambda: (
-                running(worker)
+                worker.running()
                 and all(
-                    record_count(settings, names.outputs[kind]) >= len(expected[kind].results)
+                    record_count(settings, outputs[kind]) >= len(expected[kind].results)
                     for kind in windowed.KINDS
                 )
             ),
@@ -229,7 +195,7 @@ def test_200k_records_through_four_window_kinds_match_the_oracle(
 
     failures = []
     for kind in windowed.KINDS:
-        values = without_sentinels(emitted(settings, names.outputs[kind]))
+        values = without_sentinels(emitted(settings, outputs[kind]))
         repeated = {w: v for w, v in values.items() if len(v) > 1}
         assert not repeated, f"{kind}: windows emitted more than once: {list(repeated.items())[:5]}"
         actual = {w: v[0] for w, v in values.items()}
@@ -241,72 +207,14 @@ def test_200k_records_through_four_window_kinds_match_the_oracle(
     assert stats.records_in == len(rows)
 
 
-def running(worker: ThreadedWorker) -> bool:
-    """True while the in-process worker runs; fails at once, with its error, when it died."""
-    if not worker.thread.is_alive():
-        raise AssertionError(f"the worker stopped early: {worker.error!r}") from worker.error
-    return True
-
-
 # -- 2. kill -9 and a replacement worker -----------------------------------------------------
 
 
-class WorkerProcess:
-    """``millstream worker`` for apps/windowed.py in a subprocess, logging to a file."""
-
-    def __init__(self, names: Names, bootstrap: str, local_dir: Path, log: Path) -> None:
-        env = {
-            **os.environ,
-            "MILLSTREAM_BOOTSTRAP_SERVERS": bootstrap,
-            "MILLSTREAM_LOCAL_DIR": str(local_dir),
-            "TEST_APP_ID": names.app,
-            "TEST_IN": names.source,
-            "TEST_OUT": names.out,
-            "TEST_STORE": "rocksdb",
-            "TEST_SLOW_US": "60",
-        }
-        self.log = log
-        self._log_file: TextIO = log.open("a")
-        self.process = subprocess.Popen(
-            WORKER, cwd=ROOT, env=env, stdout=self._log_file, stderr=self._log_file
-        )
-
-    def owned(self, topic: str) -> set[int]:
-        """The partitions of ``topic`` this worker owns, by its assigned/revoked/lost lines."""
-        owned: set[int] = set()
-        pattern = re.compile(re.escape(topic) + r"\[(\d+)\]")
-        for line in self.log.read_text().splitlines():
-            if f"[{self.process.pid}] " not in line:
-                continue
-            partitions = {int(p) for p in pattern.findall(line)}
-            if " assigned " in line:
-                owned |= partitions
-            elif " revoked " in line or " lost " in line:
-                owned -= partitions
-        return owned
-
-    def running(self) -> bool:
-        """True while the process runs; fails at once, with its log, when it exited."""
-        code = self.process.poll()
-        if code is not None:
-            tail = self.log.read_text()[-3000:]
-            raise AssertionError(f"worker {self.process.pid} exited with {code}:\n{tail}")
-        return True
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-        self._log_file.close()
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-        self._log_file.close()
+def slow_worker(names: Names, bootstrap: str, local_dir: Path, log: Path) -> WorkerProcess:
+    """A worker of apps/windowed.py on RocksDB, 60 µs a record: slow enough for a kill
+    to land in the middle of the run."""
+    env = names.env(bootstrap, local_dir, TEST_STORE="rocksdb", TEST_SLOW_US="60")
+    return WorkerProcess(WINDOWED, env, log)
 
 
 @pytest.mark.slow
@@ -316,9 +224,10 @@ def test_kill_9_of_a_worker_loses_no_window_and_changes_no_value(
     rows = generate(100_000, keys=1000, late=200, span_ms=100_000, seed=23)
     expected = {kind: outcome.results for kind, outcome in expected_results(rows).items()}
     total = sum(len(results) for results in expected.values())
+    outputs = windowed.output_topics(names.out)
     started = time.monotonic()
-    first = WorkerProcess(names, bootstrap_servers, tmp_path / "a", tmp_path / "a.log")
-    second = WorkerProcess(names, bootstrap_servers, tmp_path / "b", tmp_path / "b.log")
+    first = slow_worker(names, bootstrap_servers, tmp_path / "a", tmp_path / "a.log")
+    second = slow_worker(names, bootstrap_servers, tmp_path / "b", tmp_path / "b.log")
     workers = [first, second]
     try:
         wait_for(
@@ -331,29 +240,30 @@ def test_kill_9_of_a_worker_loses_no_window_and_changes_no_value(
             "both workers to get partitions of the input",
         )
         produce_rows(settings, names.source, rows)
-        outputs = list(names.outputs.values())
         # Kill once every partition has checkpointed some progress, so the victim has
         # state and results behind it, and uncommitted work in flight.
         wait_for(
             lambda: (
                 first.running()
                 and second.running()
-                and min(committed_offsets(settings, names.app, names.source).values()) > 5000
+                and min(committed_offsets(settings, names.app, names.source, P).values()) > 5000
             ),
             60,
             "every input partition to commit progress",
         )
         victim = first.owned(names.source)
         first.kill()
-        at_kill = _results(settings, outputs)
+        at_kill = _results(settings, list(outputs.values()))
         assert victim, "the killed worker owned no partition"
         assert at_kill < total, "the run finished before the kill; slow the workers down"
         # The replacement reuses the killed worker's state directory, like a restarted pod.
-        replacement = WorkerProcess(names, bootstrap_servers, tmp_path / "a", tmp_path / "a.log")
+        replacement = slow_worker(names, bootstrap_servers, tmp_path / "a", tmp_path / "a.log")
         workers.append(replacement)
         wait_for(
             lambda: (
-                second.running() and replacement.running() and _complete(settings, names, expected)
+                second.running()
+                and replacement.running()
+                and _complete(settings, outputs, expected)
             ),
             150,
             "every expected window result after the kill (see a.log, b.log)",
@@ -361,12 +271,12 @@ def test_kill_9_of_a_worker_loses_no_window_and_changes_no_value(
         )
     finally:
         for worker in workers:
-            worker.stop()
+            worker.stop(30)
 
     failures = []
     repeats = {}
     for kind in windowed.KINDS:
-        values = without_sentinels(emitted(settings, names.outputs[kind]))
+        values = without_sentinels(emitted(settings, outputs[kind]))
         inconsistent = {w: v for w, v in values.items() if len(set(map(orjson.dumps, v))) > 1}
         assert not inconsistent, f"{kind}: a window emitted different values: {inconsistent}"
         repeats[kind] = sum(len(v) - 1 for v in values.values())
@@ -381,27 +291,18 @@ def test_kill_9_of_a_worker_loses_no_window_and_changes_no_value(
     assert not failures, "\n".join(failures)
 
 
-def committed_offsets(settings: Settings, group: str, topic: str) -> dict[int, int]:
-    """The offsets ``group`` committed on each partition of ``topic`` (-1: none yet)."""
-    consumer = make_consumer(settings, group)
-    try:
-        partitions = [TopicPartition(topic, p) for p in range(P)]
-        return {tp.partition: tp.offset for tp in consumer.committed(partitions, timeout=10)}
-    finally:
-        consumer.close()
-
-
 def _results(settings: Settings, topics: list[str]) -> int:
     return sum(record_count(settings, topic) for topic in topics)
 
 
-def _complete(settings: Settings, names: Names, expected: dict[str, dict[WindowId, Any]]) -> bool:
-    counts = {kind: record_count(settings, names.outputs[kind]) for kind in windowed.KINDS}
+def _complete(
+    settings: Settings, outputs: dict[str, str], expected: dict[str, dict[WindowId, Any]]
+) -> bool:
+    counts = {kind: record_count(settings, outputs[kind]) for kind in windowed.KINDS}
     if any(counts[kind] < len(expected[kind]) for kind in windowed.KINDS):
         return False
     return all(
-        set(expected[kind]) <= set(emitted(settings, names.outputs[kind]))
-        for kind in windowed.KINDS
+        set(expected[kind]) <= set(emitted(settings, outputs[kind])) for kind in windowed.KINDS
     )
 
 
@@ -446,7 +347,7 @@ def test_current_emits_every_update_and_ends_on_the_final_value(
     worker = ThreadedWorker(app)
     try:
         wait_for(
-            lambda: running(worker) and record_count(settings, names.out) >= updates,
+            lambda: worker.running() and record_count(settings, names.out) >= updates,
             60,
             "every update",
         )
@@ -486,12 +387,12 @@ def test_late_records_go_to_the_late_topic_with_the_reason(
     worker = ThreadedWorker(app)
     try:
         wait_for(
-            lambda: running(worker) and record_count(settings, names.late) >= len(late),
+            lambda: worker.running() and record_count(settings, names.late) >= len(late),
             30,
             "the late records",
         )
         wait_for(
-            lambda: running(worker) and record_count(settings, names.out) >= 2,
+            lambda: worker.running() and record_count(settings, names.out) >= 2,
             30,
             "the two windows of card-7",
         )
@@ -529,7 +430,7 @@ def test_idle_timeout_closes_the_last_windows_without_more_records(
     worker = ThreadedWorker(app)
     try:
         wait_for(
-            lambda: running(worker) and record_count(settings, names.out) >= len(expected.results),
+            lambda: worker.running() and record_count(settings, names.out) >= len(expected.results),
             30,
             "idle partitions to close their last windows",
         )

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import run_pytest
 
 from millstream.dev import LocalCluster, packaged_kafka_version
 from millstream.testing.pytest_plugin import (
@@ -186,14 +187,7 @@ def test_installing_millstream_registers_the_plugin(tmp_path: Path) -> None:
         **os.environ,
         "MILLSTREAM_BOOTSTRAP_SERVERS": " kafka-1.example:9092,kafka-2.example:9092 ",
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_pytest(tmp_path, env, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 passed" in result.stdout
 
