@@ -22,7 +22,12 @@ code that raises it moves::
     │       └── ProducerFenced      a worker's producer was fenced or is stuck: it rejoins
     ├── ProcessingError             a pipeline step failed (wraps user errors)
     ├── IllegalTransition           a partition's lifecycle was broken (a bug in millstream)
-    └── LateRecord                  the reason a late record went to the late topic
+    ├── LateRecord                  the reason a late record went to the late topic
+    └── TaskError                   a task could not be run, or did not succeed
+        ├── TaskFailed              the task raised (carries the remote type, message, traceback)
+        ├── TaskTimeout             no result in time, or an attempt ran past its timeout
+        ├── TaskNotFoundError       a task record names a task the app does not have
+        └── TaskArgumentsError      arguments that do not bind to the task's signature
 """
 
 from __future__ import annotations
@@ -41,6 +46,11 @@ __all__ = [
     "ProcessingError",
     "ProducerFenced",
     "SerializationError",
+    "TaskArgumentsError",
+    "TaskError",
+    "TaskFailed",
+    "TaskNotFoundError",
+    "TaskTimeout",
     "TopicAlreadyExistsError",
     "TopicNotFoundError",
     "TransactionError",
@@ -151,3 +161,39 @@ class LateRecord(MillstreamError):
     ``millstream.errors.LateRecord``). A record is late when the stream time of its
     partition has passed the end of its window plus the grace period.
     """
+
+
+class TaskError(MillstreamError):
+    """A task could not be run, or did not succeed."""
+
+
+class TaskFailed(TaskError):
+    """The task raised on the worker (after its last attempt).
+
+    ``type`` is the remote exception's class as ``module.QualName``, ``message`` its
+    message and ``traceback`` the formatted remote traceback.
+    """
+
+    def __init__(
+        self, task_id: str, task: str, type: str, message: str, traceback: str = ""
+    ) -> None:
+        self.task_id = task_id
+        self.task = task
+        self.type = type
+        self.message = message
+        self.traceback = traceback
+        super().__init__(f"task {task}[{task_id}] failed: {type}: {message}")
+
+
+class TaskTimeout(TaskError):
+    """No result came within the time waited for it, or an attempt ran past the task's
+    ``timeout`` (the reason a timed-out attempt failed)."""
+
+
+class TaskNotFoundError(TaskError):
+    """A task record names a task this app does not define (it goes to the DLQ)."""
+
+
+class TaskArgumentsError(TaskError):
+    """Arguments that do not bind to the task function's signature, or cannot be
+    serialized (fails at ``send``; on a worker, the record goes to the DLQ)."""
