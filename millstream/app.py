@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any, Literal, ParamSpec, TypeVar, overload
 
 from millstream.config import Settings, load_settings
 from millstream.errors import ConfigurationError
@@ -13,6 +13,14 @@ from millstream.processors.handlers import ProcessorContext, ProcessorStep, Reco
 from millstream.processors.state.manager import StoreKind
 from millstream.processors.stream import Stream
 from millstream.processors.tables import GlobalTable
+from millstream.processors.tasks.client import TaskClient, TaskHandle
+from millstream.processors.tasks.definition import (
+    DEFAULT_PARTITIONS,
+    Task,
+    call_by_name,
+    validate_task,
+)
+from millstream.processors.tasks.wiring import register_task
 from millstream.processors.topology import Topology
 from millstream.processors.worker import Worker
 from millstream.processors.worker_config import WorkerConfig, WorkerStats
@@ -23,6 +31,8 @@ Guarantee = Literal["at_least_once", "exactly_once"]
 GroupProtocol = Literal["auto", "consumer", "classic"]
 
 ProcessorFn = Callable[[Record, ProcessorContext], None]
+P = ParamSpec("P")
+R = TypeVar("R")
 
 _APP_ID = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
 
@@ -54,6 +64,7 @@ class App:
         processing_guarantee: Guarantee = "at_least_once",
         commit_interval: float | timedelta = 1.0,
         transaction_timeout: float | timedelta = 10.0,
+        shutdown_timeout: float | timedelta = 30.0,
         batch_size: int = 5000,
         group_protocol: GroupProtocol = "auto",
         auto_create_topics: bool | None = None,
@@ -83,6 +94,7 @@ class App:
             commit_interval=seconds(commit_interval, "commit_interval"),
             exactly_once=processing_guarantee == "exactly_once",
             transaction_timeout=seconds(transaction_timeout, "transaction_timeout"),
+            shutdown_timeout=seconds(shutdown_timeout, "shutdown_timeout"),
             batch_size=batch_size,
             group_protocol=group_protocol,
             consumer_config=dict(consumer_config or {}),
@@ -91,6 +103,7 @@ class App:
         self.topology = Topology(app_id)
         self._tables: dict[str, Table] = {}
         self._table_sources: dict[str, str] = {}
+        self._task_client: TaskClient | None = None
 
     def topic(
         self,
@@ -167,6 +180,118 @@ class App:
             return fn
 
         return register
+
+    @overload
+    def task(self, name: Callable[P, R]) -> Task[P, R]: ...
+
+    @overload
+    def task(
+        self,
+        name: str | None = None,
+        *,
+        topic: str | None = None,
+        partitions: int | None = None,
+        retries: int = 3,
+        backoff: float | timedelta = 1.0,
+        max_backoff: float | timedelta = 600,
+        retry_on: tuple[type[BaseException], ...] = (Exception,),
+        timeout: float | timedelta | None = None,
+        concurrency: int = 16,
+    ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+
+    def task(
+        self,
+        name: str | Callable[P, R] | None = None,
+        *,
+        topic: str | None = None,
+        partitions: int | None = None,
+        retries: int = 3,
+        backoff: float | timedelta = 1.0,
+        max_backoff: float | timedelta = 600,
+        retry_on: tuple[type[BaseException], ...] = (Exception,),
+        timeout: float | timedelta | None = None,
+        concurrency: int = 16,
+    ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
+        """Register a function as a task (docs/tasks.md): ``fn.send(...)`` publishes it
+        to ``topic`` (default ``{app_id}-task-{name}``) for the app's workers to run.
+
+        Failed attempts are retried ``retries`` times after an exponential ``backoff``
+        (capped at ``max_backoff``, plus up to 10% jitter) when the exception is one of
+        ``retry_on``; then the task goes to ``{app_id}-dlq``. ``timeout`` bounds an
+        attempt; ``concurrency`` bounds the tasks of this name running at once per
+        partition. Tasks with the same key run in order.
+
+        Raises:
+            ConfigurationError: an option is invalid, or the name is taken.
+        """
+        if callable(name):
+            return self.task()(name)
+
+        def register(fn: Callable[P, R]) -> Task[P, R]:
+            task_name = name if isinstance(name, str) else str(getattr(fn, "__name__", ""))
+            policy, limit = validate_task(
+                task_name,
+                retries=retries,
+                backoff=backoff,
+                max_backoff=max_backoff,
+                retry_on=retry_on,
+                timeout=timeout,
+                concurrency=concurrency,
+                partitions=partitions,
+            )
+            task = Task(
+                fn,
+                self._tasks,
+                name=task_name,
+                topic=topic or f"{self.app_id}-task-{task_name}",
+                partitions=partitions or DEFAULT_PARTITIONS,
+                policy=policy,
+                timeout=limit,
+                concurrency=concurrency,
+            )
+            register_task(self.topology, task)
+            return task
+
+        return register
+
+    def send_task(
+        self,
+        name: str,
+        args: list[Any] | tuple[Any, ...] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        *,
+        key: str | bytes | None = None,
+        delay: float | timedelta | None = None,
+        task_id: str | None = None,
+        topic: str | None = None,
+    ) -> TaskHandle[Any]:
+        """Publish the task ``name`` without its function (to ``topic``, default
+        ``{app_id}-task-{name}``); returns its handle at once.
+
+        Raises:
+            TaskArgumentsError: the arguments are not JSON (or, for a task this app
+                defines, do not fit its signature).
+        """
+        known = self.topology.tasks.get(name)
+        if known is not None and topic in (None, known.topic):
+            call = known.options(key=key, delay=delay, task_id=task_id)
+            return call.send(*(args or ()), **(kwargs or {}))
+        return call_by_name(
+            self._tasks(),
+            name,
+            topic or f"{self.app_id}-task-{name}",
+            args,
+            kwargs,
+            key,
+            delay,
+            task_id,
+        )
+
+    def _tasks(self) -> TaskClient:
+        """The client that publishes this app's tasks, started on first use."""
+        if self._task_client is None:
+            self._task_client = TaskClient(self.app_id, self.settings)
+        return self._task_client
 
     def _attach_table(self, table: Table | str, source: str) -> Table:
         name = table if isinstance(table, str) else table.name

@@ -179,6 +179,14 @@ class AssignedPartition:
         self._written = []
         self._offered = None
 
+    #: Whether input goes back to the committed offset after an aborted transaction
+    #: (a task partition keeps its place and sends its outcomes again instead).
+    rewinds = True
+
+    def commit_metadata(self) -> str:
+        """The metadata to commit with the offered offset ("" for none)."""
+        return ""
+
     def purgeable_offsets(self) -> dict[tuple[str, int], int]:
         """Records this worker consumed and committed, which nobody needs again."""
         if not self.purgeable or self._committed_offset is None:

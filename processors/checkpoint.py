@@ -41,6 +41,8 @@ _LOST_MEMBERSHIP = {
 }
 
 Offsets = list[tuple[str, int, int]]
+#: Commit metadata by (topic, partition), where a partition has any (task partitions).
+Metadata = dict[tuple[str, int], str]
 
 
 class Checkpoint:
@@ -75,7 +77,7 @@ class Checkpoint:
         if not offsets and not written:
             return
         collector.flush()
-        committed = self._commit_offsets(consumer, collector, offsets)
+        committed = self._commit_offsets(consumer, collector, offsets, owned.commit_metadata())
         if committed:
             self.commits += 1
         if owned.state is not None:
@@ -83,14 +85,15 @@ class Checkpoint:
         owned.post_commit(offsets_committed=committed)
 
     def _commit_offsets(
-        self, consumer: Consumer, collector: RecordCollector, offsets: Offsets
+        self, consumer: Consumer, collector: RecordCollector, offsets: Offsets, metadata: Metadata
     ) -> bool:
         """Commit ``offsets``; False when they were not committed and that is allowed."""
         if not offsets:
             return False
         try:
             consumer.commit(
-                offsets=[TopicPartition(t, p, o) for t, p, o in offsets], asynchronous=False
+                offsets=[TopicPartition(t, p, o, metadata.get((t, p), "")) for t, p, o in offsets],
+                asynchronous=False,
             )
             return True
         except Exception as exc:
@@ -122,9 +125,9 @@ class TransactionalCheckpoint(Checkpoint):
         self.transaction_timeout = transaction_timeout
 
     def _commit_offsets(
-        self, consumer: Consumer, collector: RecordCollector, offsets: Offsets
+        self, consumer: Consumer, collector: RecordCollector, offsets: Offsets, metadata: Metadata
     ) -> bool:
         producer = collector.producer
-        commit_transaction(producer, consumer, offsets, self.transaction_timeout)
+        commit_transaction(producer, consumer, offsets, self.transaction_timeout, metadata)
         begin_transaction(producer)
         return True

@@ -97,6 +97,10 @@ class RecordCollector:
     def dead_letter(self, message: ConsumedRecord, error: BaseException, step: str) -> None:
         """Send ``message`` to the dead-letter topic because ``step`` raised ``error``."""
         self._reroute(message, error, step, self.dlq_topic)
+        self.note_dead_letter(message, error, step)
+
+    def note_dead_letter(self, message: ConsumedRecord, error: BaseException, step: str) -> None:
+        """Count (and now and then log) a dead letter its step sent itself."""
         self.stats.dead_letters += 1
         self._warn(message, error, step)
 

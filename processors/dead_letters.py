@@ -28,10 +28,17 @@ def error_type_name(error: BaseException) -> str:
 
 
 def dead_letter_headers(
-    message: ConsumedRecord, error: BaseException, step: str
+    message: ConsumedRecord,
+    error: BaseException,
+    step: str,
+    extra: list[tuple[str, str | bytes]] | None = None,
 ) -> list[tuple[str, str | bytes]]:
-    """The message's own headers followed by the reason ``step`` failed with ``error``."""
-    headers: list[tuple[str, str | bytes]] = list(message.headers() or [])
+    """The message's own headers followed by the reason ``step`` failed with ``error``,
+    then ``extra`` (which replaces the message's headers of the same names)."""
+    replaced = {name for name, _ in extra or ()}
+    headers: list[tuple[str, str | bytes]] = [
+        (name, value) for name, value in message.headers() or [] if name not in replaced
+    ]
     headers += [
         (HEADER_ERROR, f"{type(error).__name__}: {error}"[:_MAX_REASON]),
         (HEADER_ERROR_TYPE, error_type_name(error)),
@@ -40,4 +47,4 @@ def dead_letter_headers(
         (HEADER_PARTITION, str(message.partition())),
         (HEADER_OFFSET, str(message.offset())),
     ]
-    return headers
+    return headers + list(extra or ())

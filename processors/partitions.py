@@ -105,6 +105,20 @@ class OwnedPartitions:
                 offsets.append((part.topic, part.partition, offset))
         return offsets
 
+    def commit_metadata(self) -> dict[tuple[str, int], str]:
+        """The commit metadata of the partitions that offer some with their offsets."""
+        found = {}
+        for part in self.assigned.values():
+            metadata = part.commit_metadata()
+            if metadata:
+                found[(part.topic, part.partition)] = metadata
+        return found
+
+    def rewinds(self, topic: str, partition: int) -> bool:
+        """Whether the partition's input goes back to its commit after an abort."""
+        part = self.assigned.get((topic, partition))
+        return part is None or part.rewinds
+
     def post_commit(self, *, offsets_committed: bool) -> None:
         """Phase two on every partition."""
         for part in self.assigned.values():
@@ -147,7 +161,8 @@ class OwnedPartitions:
     def _new(
         self, topic: str, partition: int, stores: dict[str, StorePartition]
     ) -> AssignedPartition:
-        part = AssignedPartition(topic, partition, stores, purgeable=topic in self._purgeable)
+        kind = self.topology.partition_types.get(topic, AssignedPartition)
+        part = kind(topic, partition, stores, purgeable=topic in self._purgeable)
         self.assigned[(topic, partition)] = part
         return part
 

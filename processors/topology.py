@@ -26,6 +26,7 @@ from millstream.topics import Topic
 
 if TYPE_CHECKING:
     from millstream.processors.tables import GlobalTable
+    from millstream.processors.tasks.definition import AnyTask
 
 
 class SourceStep(Step):
@@ -81,6 +82,10 @@ class Topology:
     global_tables: list[GlobalTable] = field(default_factory=list)
     #: internal topic -> the topic whose partition count it copies
     partitions_like: dict[str, str] = field(default_factory=dict)
+    #: topic -> the class of its assigned partitions, where not the plain one
+    partition_types: dict[str, type[AssignedPartition]] = field(default_factory=dict)
+    #: tasks by name
+    tasks: dict[str, AnyTask] = field(default_factory=dict)
     _names: set[str] = field(default_factory=set)
 
     @property

@@ -39,6 +39,8 @@ from millstream.processors.provisioning import provision_topics
 from millstream.processors.rows import deserialize
 from millstream.processors.state.manager import StateManager
 from millstream.processors.state.restore import Restorer
+from millstream.processors.tasks.runtime import TaskRuntime
+from millstream.processors.tasks.wiring import task_steps
 from millstream.processors.topology import Topology
 from millstream.processors.worker_config import WorkerConfig, WorkerStats, group_protocol_config
 from millstream.sinks.base import SinkContext
@@ -47,6 +49,8 @@ log = logging.getLogger("millstream.worker")
 
 PUNCTUATE_INTERVAL = 0.5
 PURGE_INTERVAL = 30.0
+#: Longest wait for a task outcome while tasks run and no records came.
+TASK_WAIT = 0.005
 
 
 class Worker:
@@ -72,6 +76,16 @@ class Worker:
         self._producer: Producer | None = None
         self.collector = RecordCollector(self.stats, topology.dlq_topic, topology.late_topic)
         self._partitions = OwnedPartitions(topology, None)
+        self.tasks = (
+            TaskRuntime(
+                topology.app_id,
+                task_steps(topology),
+                self.collector,
+                exactly_once=config.exactly_once,
+            )
+            if topology.tasks
+            else None
+        )
         self._client_id = f"{topology.app_id}-{os.getpid()}"
         self._group_protocol = config.group_protocol
         self._last_loop = time.monotonic()
@@ -117,6 +131,8 @@ class Worker:
                 self._shutdown()
                 if self._transactions is not None:
                     self._transactions.release()
+                if self.tasks is not None:
+                    self.tasks.close()
                 self.telemetry.close()
         return self.stats
 
@@ -216,6 +232,8 @@ class Worker:
             on_revoke=self._on_revoke,
             on_lost=self._on_lost,
         )
+        if self.tasks is not None:
+            self.tasks.attach(self._consumer, self._partitions)
         log.info(
             "worker %s started in group %r on %s",
             self._client_id,
@@ -239,15 +257,17 @@ class Worker:
         assert self._consumer is not None and self._producer is not None
         consume, poll = self._consumer.consume, self._producer.poll
         batch_size, timeout = self.config.batch_size, self.config.poll_timeout
-        tables = self.topology.global_tables
+        tables, tasks = self.topology.global_tables, self.tasks
         next_punctuation = time.monotonic() + PUNCTUATE_INTERVAL
         while not self._stop.is_set():
             self._last_loop = time.monotonic()
             for table in tables:
                 table.poll()
-            messages = consume(batch_size, timeout)
+            messages = consume(batch_size, timeout) if tasks is None else self._task_batch()
             if messages:
                 self._process(messages)
+            if tasks is not None:
+                tasks.tick()
             poll(0)
             now = time.monotonic()
             if now >= next_punctuation:
@@ -258,12 +278,28 @@ class Worker:
             if self.checkpoint.due():
                 self._commit()
 
+    def _task_batch(self) -> list[Message]:
+        """The next batch of a worker with tasks, without the wait for a full batch that
+        ``consume`` makes: a waiting task sender waits for that too. While tasks run, an
+        empty poll waits for their outcomes instead of for records."""
+        assert self._consumer is not None and self.tasks is not None
+        messages = self._consumer.consume(self.config.batch_size, 0)
+        if messages:
+            return messages
+        if self.tasks.busy:
+            self.tasks.wait(TASK_WAIT)
+            return []
+        first = self._consumer.poll(self.config.poll_timeout)
+        return [first] if first is not None else []
+
     def _shutdown(self) -> None:
         consumer, producer = self._consumer, self._producer
         self._consumer = self._producer = None
         try:
             if not (self._failed or self._fenced) and consumer is not None and producer:
                 self._consumer, self._producer = consumer, producer
+                if self.tasks is not None:
+                    self.tasks.drain(None, self.config.shutdown_timeout)
                 self._commit()
                 self._consumer = self._producer = None
         finally:
@@ -345,12 +381,14 @@ class Worker:
         self._partitions.discard_uncommitted()
         self._rewind(self._consumer)
         self._transactions.begin(self._producer)
+        if self.tasks is not None:
+            self.tasks.after_abort()
 
     def _rewind(self, consumer: Consumer) -> None:
-        assigned = consumer.assignment()
+        owned = self._partitions
+        assigned = [tp for tp in consumer.assignment() if owned.rewinds(tp.topic, tp.partition)]
         if not assigned:
             return
-        owned = self._partitions
         for tp in consumer.committed(assigned, timeout=self.settings.client_timeout):
             offset = tp.offset
             if offset < 0:
@@ -371,6 +409,8 @@ class Worker:
             # not run into its timeout while they do.
             self._commit()
         owned.take(partitions)
+        if self.tasks is not None:
+            self.tasks.assigned(consumer, partitions)
         self.stats.restored_records = owned.restored_records
         consumer.incremental_assign(partitions)
 
@@ -379,13 +419,19 @@ class Worker:
         log.info("revoked %s", _describe(partitions))
         self._partitions.suspend(partitions)
         if not (self._failed or self._fenced) and partitions:
+            if self.tasks is not None:
+                self.tasks.drain(partitions, self.config.shutdown_timeout)
             self._commit()
         self._partitions.release(partitions, lost=False)
+        if self.tasks is not None:
+            self.tasks.forget(partitions)
         consumer.incremental_unassign(partitions)
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.warning("lost %s without a commit; their new owners reprocess", _describe(partitions))
         self._partitions.release(partitions, lost=True)
+        if self.tasks is not None:
+            self.tasks.forget(partitions)
         consumer.incremental_unassign(partitions)
         if self.config.exactly_once and not self._fenced and self._consumer is not None:
             # The open transaction holds work of the lost partitions: it must not commit.

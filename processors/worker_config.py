@@ -13,6 +13,8 @@ class WorkerConfig:
     commit_interval: float = 1.0
     exactly_once: bool = False
     transaction_timeout: float = 10.0
+    #: How long running tasks may finish on SIGTERM or when their partition is revoked.
+    shutdown_timeout: float = 30.0
     batch_size: int = 5000
     poll_timeout: float = 0.2
     group_protocol: str = "auto"

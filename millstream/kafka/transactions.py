@@ -90,17 +90,20 @@ def commit_transaction(
     consumer: Consumer,
     offsets: list[tuple[str, int, int]],
     timeout: float,
+    metadata: dict[tuple[str, int], str] | None = None,
 ) -> None:
     """Add the consumed ``offsets`` (topic, partition, next offset) to the open
     transaction with the consumer's group metadata, then commit it. Each call is
     given ``timeout`` seconds and given up on shortly after (see STUCK_GRACE).
+    ``metadata`` is the commit metadata of the partitions that have some.
 
     Raises:
         TransactionError: ``fatal`` when the producer was fenced or is stuck (code
             STUCK); otherwise abortable.
     """
     if offsets:
-        partitions = [TopicPartition(t, p, o) for t, p, o in offsets]
+        extra = metadata or {}
+        partitions = [TopicPartition(t, p, o, extra.get((t, p), "")) for t, p, o in offsets]
         metadata = consumer.consumer_group_metadata()
         _attempt(
             lambda: producer.send_offsets_to_transaction(partitions, metadata, timeout),

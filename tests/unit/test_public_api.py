@@ -32,7 +32,17 @@ def _exported(module: object) -> set[str]:
 
 
 def test_the_top_level_package() -> None:
-    assert _exported(millstream) == {"App", "Topic", "__version__", "errors", "sinks", "windows"}
+    assert _exported(millstream) == {
+        "App",
+        "Task",
+        "TaskHandle",
+        "Topic",
+        "__version__",
+        "current_task",
+        "errors",
+        "sinks",
+        "windows",
+    }
     assert millstream.windows is importlib.import_module("millstream.windows")
     assert millstream.sinks is importlib.import_module("millstream.sinks")
     assert millstream.errors is importlib.import_module("millstream.errors")

@@ -1,0 +1,516 @@
+"""The task runtime of one worker: takes task records from their partitions, runs
+them, and turns each outcome into Kafka records (a reply, a retry through a delay
+tier, or a dead letter) and a completion.
+
+Everything here runs on the worker's thread, between two ``consume`` calls
+(:meth:`TaskRuntime.tick`); task functions run on the :class:`TaskRunner`'s threads
+and event loop. All records go through the worker's record collector, so with
+exactly-once they join the worker's transaction, with the completions and offsets.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from millstream.errors import (
+    SerializationError,
+    TaskArgumentsError,
+    TaskNotFoundError,
+    TaskTimeout,
+)
+from millstream.kafka import ANY_PARTITION, ConsumedRecord, Consumer, TopicPartition
+from millstream.processors.assigned import AssignedPartition
+from millstream.processors.collector import RecordCollector
+from millstream.processors.dead_letters import dead_letter_headers
+from millstream.processors.partitions import OwnedPartitions
+from millstream.processors.rows import Row
+from millstream.processors.tasks.definition import AnyTask
+from millstream.processors.tasks.delays import DelayPartition, delay_topic, due_at, tier_for
+from millstream.processors.tasks.envelope import (
+    HEADER_ATTEMPTS,
+    HEADER_ID,
+    HEADER_NAME,
+    HEADER_TRACEBACK,
+    Delivery,
+    TaskEnvelope,
+    failure_reply,
+    format_traceback,
+    now_ms,
+    success_reply,
+)
+from millstream.processors.tasks.metrics import TaskMetrics
+from millstream.processors.tasks.partition import MAX_BUFFERED, Pending, Running, TaskPartition
+from millstream.processors.tasks.runner import TaskInfo, TaskRunner
+from millstream.processors.tasks.steps import DelayStep, TaskStep
+
+log = logging.getLogger("millstream.tasks")
+
+#: Replies larger than this are not kept for a task sent again with the same id.
+_MAX_KEPT_REPLY = 65536
+
+
+class TaskRuntime:
+    """Dispatches the tasks of the partitions a worker owns. The worker's thread only,
+    except :meth:`wake`."""
+
+    def __init__(
+        self,
+        app_id: str,
+        steps: Iterable[TaskStep | DelayStep],
+        collector: RecordCollector,
+        *,
+        exactly_once: bool,
+    ) -> None:
+        self.app_id = app_id
+        self.collector = collector
+        self.exactly_once = exactly_once
+        self.runner = TaskRunner()
+        self.metrics = TaskMetrics()
+        self._woken = threading.Event()
+        self.runner.on_outcome = self._woken.set
+        self._consumer: Consumer | None = None
+        self._owned: OwnedPartitions | None = None
+        self._tasks: dict[str, dict[str, AnyTask]] = {}
+        self._tiers: dict[str, float] = {}
+        self._stores: dict[str, str] = {}
+        self._delays: dict[tuple[str, int], float] = {}
+        self._running_by_task: dict[str, int] = {}
+        for step in steps:
+            step.runtime = self
+            if isinstance(step, TaskStep):
+                self._tasks[step.source] = step.tasks
+                self._stores[step.source] = step.store_name
+            else:
+                self._tiers[step.topic.name] = step.wait
+
+    # -- the worker's hooks -------------------------------------------------------------
+
+    def attach(self, consumer: Consumer, owned: OwnedPartitions) -> None:
+        self._consumer, self._owned = consumer, owned
+        self._delays.clear()
+
+    def close(self) -> None:
+        self.runner.close()
+
+    @property
+    def busy(self) -> bool:
+        """Whether tasks are running or waiting: the worker then polls briefly."""
+        return any(p.buffered for p in self._task_partitions())
+
+    def wait(self, timeout: float) -> None:
+        """Block until an outcome arrives or ``timeout`` passes."""
+        self._woken.wait(timeout)
+        self._woken.clear()
+
+    def assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Start the completions of newly owned task partitions from their commits (the
+        offset, and the offsets done above it in the metadata)."""
+        mine = [tp for tp in partitions if tp.topic in self._tasks]
+        if not mine or self._owned is None:
+            return
+        try:
+            committed = consumer.committed(
+                [TopicPartition(tp.topic, tp.partition) for tp in mine], timeout=10
+            )
+        except Exception as exc:
+            # Without them the partition starts where the group says; tasks finished
+            # above that run again unless their completion entries say otherwise.
+            log.warning("could not read the commits of task partitions: %s", exc)
+            return
+        for answer, tp in zip(committed, mine, strict=True):
+            part = self._owned.assigned.get((tp.topic, tp.partition))
+            if isinstance(part, TaskPartition) and answer.error is None and answer.offset >= 0:
+                part.start_completions(answer.offset, answer.metadata)
+                tp.offset = answer.offset
+
+    def tick(self, *, start: bool = True) -> None:
+        """Apply finished attempts, time out overdue ones, start what may start, forward
+        due delayed records and pause or resume input by how full partitions are."""
+        for outcome in self.runner.outcomes():
+            running = outcome.token
+            assert isinstance(running, Running)
+            self._finished(running, outcome.result, outcome.error)
+        now = time.time()
+        for part in self._task_partitions():
+            self._time_out(part, now)
+            if start:
+                for pending in part.runnable(now, self._may_start):
+                    self._start(part, pending)
+            self._flow(part)
+        for (topic, partition), until in list(self._delays.items()):
+            if until <= now:
+                tier = self._owned.assigned.get((topic, partition)) if self._owned else None
+                if isinstance(tier, DelayPartition):
+                    self._release(tier, now)
+                else:
+                    del self._delays[(topic, partition)]
+
+    def drain(self, partitions: list[TopicPartition] | None, timeout: float) -> None:
+        """Start nothing more in ``partitions`` (all when None) and wait up to
+        ``timeout`` seconds for their running tasks, applying their outcomes."""
+        wanted = None if partitions is None else {(tp.topic, tp.partition) for tp in partitions}
+        parts = [
+            p for p in self._task_partitions() if wanted is None or (p.topic, p.partition) in wanted
+        ]
+        for part in parts:
+            dropped = part.drop_waiting()
+            if dropped:
+                log.info("%s: %d tasks not started go to the next owner", part, dropped)
+        deadline = time.monotonic() + timeout
+        while any(not r.abandoned for p in parts for r in p.running.values()):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                running = sum(len(p.running) for p in parts)
+                log.warning(
+                    "%d tasks still running after %gs; they run again elsewhere", running, timeout
+                )
+                return
+            self.wait(min(remaining, 0.1))
+            self.tick(start=False)
+            self.collector.producer.poll(0)
+
+    def forget(self, partitions: list[TopicPartition]) -> None:
+        """The partitions are no longer owned: their outcomes still to come are dropped."""
+        for tp in partitions:
+            self._delays.pop((tp.topic, tp.partition), None)
+
+    def after_abort(self) -> None:
+        """Send again, in the new transaction, what task partitions had sent since their
+        last commit; resume delay partitions (the worker rewound them)."""
+        for part in self._task_partitions():
+            store = part.store(self._stores[part.topic])
+            for topic, key, value, headers, partition in part.unsaved:
+                self.collector.send(topic, key, value, now_ms(), headers, partition)
+            for _, task_id, entry in part.unsaved_writes:
+                store.set(task_id, entry)
+        consumer = self._consumer
+        if consumer is not None and self._delays:
+            consumer.resume([TopicPartition(t, p) for t, p in self._delays])
+        self._delays.clear()
+
+    # -- input (called by the steps) ----------------------------------------------------
+
+    def accept(self, part: TaskPartition, rows: list[Row]) -> None:
+        """Queue the task records of a run of ``part``; skip those done already."""
+        if part.completions is None and rows:
+            part.start_completions(rows[0][3].offset(), None)
+        tasks, store = self._tasks[part.topic], part.store(self._stores[part.topic])
+        completions = part.completions
+        assert completions is not None
+        now = time.monotonic()
+        for row in rows:
+            message = row[3]
+            offset = message.offset()
+            if completions.is_done(offset):
+                continue
+            try:
+                envelope = TaskEnvelope.decode(message.value())
+                delivery = Delivery.of(message.headers())
+            except SerializationError as exc:
+                self._dead_letter(part, message, exc, None, 0)
+                part.done(offset)
+                continue
+            if self._seen(part, store, envelope, delivery):
+                part.done(offset)
+                continue
+            if envelope.task not in tasks:
+                error = TaskNotFoundError(f"no task {envelope.task!r} in app {self.app_id!r}")
+                self._give_up(part, message, error, envelope, delivery, delivery.attempts)
+                part.done(offset)
+                continue
+            due = delivery.due / 1000.0
+            part.add(Pending(offset, message.key(), envelope, delivery, message, due, now))
+            self.metrics.queued(envelope.task)
+
+    def delay(self, part: DelayPartition, rows: list[Row]) -> None:
+        """Forward the due records of a run of a delay tier; hold the rest and pause."""
+        if part.held:
+            part.hold([row[3] for row in rows])
+            return
+        wait, now = self._tiers[part.topic], time.time()
+        for i, row in enumerate(rows):
+            due = due_at(row[3], wait)
+            if due > now:
+                part.hold([r[3] for r in rows[i:]])
+                self._pause_until(part, due)
+                return
+            self._forward(row[3], now)
+
+    # -- running ------------------------------------------------------------------------
+
+    def _may_start(self, pending: Pending) -> bool:
+        task = self._task(pending)
+        return self._running_by_task.get(task.name, 0) < task.concurrency
+
+    def _start(self, part: TaskPartition, pending: Pending) -> None:
+        task, envelope = self._task(pending), pending.envelope
+        try:
+            bound = task.bind(envelope.args, envelope.kwargs)
+        except TaskArgumentsError as exc:
+            delivery = pending.delivery
+            self._give_up(part, pending.message, exc, envelope, delivery, delivery.attempts)
+            part.done(pending.offset)
+            part.finished(pending)
+            return
+        started = time.monotonic()
+        deadline = None if task.timeout is None or task.is_async else started + task.timeout
+        running = Running(pending, part, started, deadline)
+        part.running[pending.offset] = running
+        self._running_by_task[task.name] = self._running_by_task.get(task.name, 0) + 1
+        self.metrics.started(task.name, started - pending.queued_at)
+        info = TaskInfo(envelope.id, task.name, pending.delivery.attempts, pending.key)
+        self.runner.run(
+            running,
+            task.fn,
+            bound.args,
+            bound.kwargs,
+            info,
+            is_async=task.is_async,
+            timeout=task.timeout,
+        )
+
+    def _finished(self, running: Running, result: Any, error: BaseException | None) -> None:
+        pending, part = running.pending, running.part
+        task = self._task(pending)
+        self._running_by_task[task.name] -= 1
+        elapsed = time.monotonic() - running.started
+        if not self._owns(part) or running.abandoned:
+            part.running.pop(pending.offset, None)
+            return
+        part.running.pop(pending.offset, None)
+        self._conclude(part, pending, task, result, error, elapsed)
+
+    def _time_out(self, part: TaskPartition, now: float) -> None:
+        clock = time.monotonic()
+        for running in part.running.values():
+            if running.deadline is not None and not running.abandoned and clock > running.deadline:
+                running.abandoned = True
+                task = self._task(running.pending)
+                error = TaskTimeout(f"task {task.name!r} ran past its timeout of {task.timeout}s")
+                self._conclude(part, running.pending, task, None, error, clock - running.started)
+
+    def _conclude(
+        self,
+        part: TaskPartition,
+        pending: Pending,
+        task: AnyTask,
+        result: Any,
+        error: BaseException | None,
+        elapsed: float,
+    ) -> None:
+        envelope, delivery = pending.envelope, pending.delivery
+        if error is None:
+            try:
+                reply = success_reply(envelope.id, envelope.task, result)
+            except TypeError as exc:
+                error = SerializationError(f"the result of task {task.name!r} is not JSON: {exc}")
+            else:
+                self._reply(part, envelope, reply)
+                self._remember(part, envelope, delivery, reply)
+                self.metrics.succeeded(task.name, elapsed)
+        if error is not None:
+            self._failed(part, pending, task, error, elapsed)
+        part.done(pending.offset)
+        part.finished(pending)
+
+    def _failed(
+        self,
+        part: TaskPartition,
+        pending: Pending,
+        task: AnyTask,
+        error: BaseException,
+        elapsed: float,
+    ) -> None:
+        envelope, delivery, message = pending.envelope, pending.delivery, pending.message
+        attempts = delivery.attempts + 1
+        self.metrics.failed(task.name, elapsed)
+        retriable = not isinstance(error, SerializationError)
+        if retriable and task.policy.retries_on(error, attempts):
+            wait = task.policy.delay(attempts)
+            now = now_ms()
+            retry = Delivery(
+                attempts, now + int(wait * 1000), delivery.first_failure or now, delivery.replay
+            )
+            topic, key, value = message.topic() or "", message.key(), message.value()
+            self._route(part, topic, key, value, retry, wait, message.headers())
+            self._remember(part, envelope, delivery, None)
+            self.metrics.retried(task.name)
+            return
+        self._give_up(part, message, error, envelope, delivery, attempts)
+
+    # -- idempotency ----------------------------------------------------------------
+
+    def _seen(
+        self, part: TaskPartition, store: Any, envelope: TaskEnvelope, delivery: Delivery
+    ) -> bool:
+        """Whether this delivery of the task was handled already (its sender gets the
+        recorded reply again) or is running now."""
+        mark = (delivery.replay, delivery.attempts)
+        running = part.inflight_ids.get(envelope.id)
+        if running is not None and running >= mark:
+            return True
+        entry = store.get(envelope.id)
+        if entry is None or (entry["g"], entry["a"]) < mark:
+            return False
+        kept = entry.get("r")
+        if kept is not None:
+            self._reply(part, envelope, kept.encode())
+        self.metrics.skipped(envelope.task)
+        return True
+
+    def _remember(
+        self, part: TaskPartition, envelope: TaskEnvelope, delivery: Delivery, reply: bytes | None
+    ) -> None:
+        kept = reply.decode() if reply is not None and len(reply) <= _MAX_KEPT_REPLY else None
+        entry = {"g": delivery.replay, "a": delivery.attempts, "t": now_ms(), "r": kept}
+        name = self._stores[part.topic]
+        part.store(name).set(envelope.id, entry)
+        if self.exactly_once:
+            part.unsaved_writes.append((name, envelope.id, entry))
+
+    # -- output -------------------------------------------------------------------------
+
+    def _send(
+        self,
+        part: TaskPartition | None,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, str | bytes]] | None,
+        partition: int = ANY_PARTITION,
+    ) -> None:
+        self.collector.send(topic, key, value, now_ms(), headers, partition)
+        if part is not None and self.exactly_once:
+            part.unsaved.append((topic, key, value, headers, partition))
+
+    def _reply(self, part: TaskPartition, envelope: TaskEnvelope, reply: bytes) -> None:
+        if envelope.reply is not None:
+            topic, partition = envelope.reply
+            self._send(part, topic, envelope.id.encode(), reply, None, partition)
+
+    def _route(
+        self,
+        part: TaskPartition | None,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        delivery: Delivery,
+        remaining: float,
+        headers: Iterable[tuple[str, str | bytes]] | None = None,
+    ) -> None:
+        """Send a task record on its way to ``topic``: through the delay tier for the time
+        it must still wait, or straight there when that is under a second."""
+        tier = tier_for(remaining)
+        if tier is None:
+            self._send(part, topic, key, value, delivery.headers(headers))
+            return
+        via = Delivery(
+            delivery.attempts, delivery.due, delivery.first_failure, delivery.replay, topic
+        )
+        self._send(part, delay_topic(self.app_id, tier), key, value, via.headers(headers))
+
+    def _give_up(
+        self,
+        part: TaskPartition,
+        message: ConsumedRecord,
+        error: BaseException,
+        envelope: TaskEnvelope,
+        delivery: Delivery,
+        attempts: int,
+    ) -> None:
+        """Dead-letter the task, tell its sender it failed, and remember that."""
+        self._dead_letter(part, message, error, envelope, attempts)
+        reply = failure_reply(envelope.id, envelope.task, error)
+        self._reply(part, envelope, reply)
+        self._remember(part, envelope, delivery, reply)
+
+    def _dead_letter(
+        self,
+        part: TaskPartition,
+        message: ConsumedRecord,
+        error: BaseException,
+        envelope: TaskEnvelope | None,
+        attempts: int,
+    ) -> None:
+        extra: list[tuple[str, str | bytes]] = [(HEADER_TRACEBACK, format_traceback(error))]
+        step = f"task({message.topic()})"
+        if envelope is not None:
+            step = f"task({envelope.task})"
+            extra += [
+                (HEADER_ID, envelope.id),
+                (HEADER_NAME, envelope.task),
+                (HEADER_ATTEMPTS, str(attempts)),
+            ]
+            self.metrics.dead_lettered(envelope.task)
+        headers = dead_letter_headers(message, error, step, extra)
+        self._send(part, self.collector.dlq_topic, message.key(), message.value(), headers)
+        self.collector.note_dead_letter(message, error, step)
+
+    # -- delay tiers --------------------------------------------------------------------
+
+    def _forward(self, message: ConsumedRecord, now: float) -> None:
+        try:
+            delivery = Delivery.of(message.headers())
+            if not delivery.target:
+                raise SerializationError("a delay-tier record without millstream.task.topic")
+        except SerializationError as exc:
+            self.collector.dead_letter(message, exc, f"delay({message.topic()})")
+            return
+        remaining = delivery.due / 1000.0 - now
+        onward = Delivery(delivery.attempts, delivery.due, delivery.first_failure, delivery.replay)
+        self._route(
+            None,
+            delivery.target,
+            message.key(),
+            message.value(),
+            onward,
+            remaining,
+            message.headers(),
+        )
+
+    def _release(self, part: DelayPartition, now: float) -> None:
+        wait = self._tiers[part.topic]
+        while part.held:
+            due = due_at(part.held[0], wait)
+            if due > now:
+                self._delays[(part.topic, part.partition)] = due
+                return
+            self._forward(part.forwarded(), now)
+        del self._delays[(part.topic, part.partition)]
+        if self._consumer is not None:
+            self._consumer.resume([TopicPartition(part.topic, part.partition)])
+
+    def _pause_until(self, part: DelayPartition, due: float) -> None:
+        self._delays[(part.topic, part.partition)] = due
+        if self._consumer is not None:
+            self._consumer.pause([TopicPartition(part.topic, part.partition)])
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _flow(self, part: TaskPartition) -> None:
+        consumer = self._consumer
+        if consumer is None:
+            return
+        if not part.paused and part.full:
+            consumer.pause([TopicPartition(part.topic, part.partition)])
+            part.paused = True
+        elif part.paused and part.buffered < MAX_BUFFERED // 2 and not part.full:
+            consumer.resume([TopicPartition(part.topic, part.partition)])
+            part.paused = False
+
+    def _task(self, pending: Pending) -> AnyTask:
+        return self._tasks[pending.message.topic() or ""][pending.envelope.task]
+
+    def _owns(self, part: AssignedPartition) -> bool:
+        owned = self._owned
+        return owned is not None and owned.assigned.get((part.topic, part.partition)) is part
+
+    def _task_partitions(self) -> list[TaskPartition]:
+        owned = self._owned
+        if owned is None:
+            return []
+        return [p for p in owned.assigned.values() if isinstance(p, TaskPartition)]
