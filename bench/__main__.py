@@ -1,7 +1,8 @@
 """``scripts/bench [scenario ...] [options]``: run the benchmark and print the table.
 
 Kafka comes from MILLSTREAM_BOOTSTRAP_SERVERS (``scripts/bench`` sets it to the local
-cluster, starting it when needed).
+cluster, starting it when needed). The stream scenarios run unless scenarios are named;
+``tasks`` (millstream's task queue against Celery on Redis) runs when named.
 """
 
 from __future__ import annotations
@@ -9,16 +10,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.environment import describe
-from bench.harness import Bench, Result, RunConfig
-from bench.lineup import FAMILIES, SCENARIOS, Contender, lineup
+from bench.harness import Bench
+from bench.lineup import CELERY_POOLS, FAMILIES, SCENARIOS, STREAM_SCENARIOS, Contender, lineup
 from bench.peers import PeerUnavailable, commit_of
+from bench.redis_server import server_version
 from bench.report import print_table, write_charts, write_markdown
+from bench.results import Result, RunConfig
+from bench.task_report import print_task_table, write_task_docs
+from bench.tasks import SCENARIO as TASKS
+from bench.tasks import TaskBench
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Scenarios whose contenders run ``--repeat`` times: their targets compare millstream
@@ -33,10 +40,14 @@ RUN_ID = "%Y%m%d-%H%M%S"
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="scripts/bench",
-        description="millstream against a plain confluent-kafka loop, Quix Streams and faust.",
+        description="millstream against a plain confluent-kafka loop, Quix Streams and faust "
+        "(stream scenarios), and against Celery on Redis (tasks).",
     )
     parser.add_argument(
-        "scenarios", nargs="*", metavar="scenario", help=f"any of {', '.join(SCENARIOS)} (all)"
+        "scenarios",
+        nargs="*",
+        metavar="scenario",
+        help=f"any of {', '.join(SCENARIOS)} (the stream scenarios: {', '.join(STREAM_SCENARIOS)})",
     )
     parser.add_argument("--records", type=int, default=1_000_000, help="input records (1M)")
     parser.add_argument("--partitions", type=int, default=12, help="input partitions (12)")
@@ -50,8 +61,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--repeat",
         type=int,
         default=3,
-        help="bulk runs of each passthrough and stateless contender, interleaved; the table "
-        f"shows the median (3; contenders slower than {REPEAT_UNDER:.0f} s run once)",
+        help="bulk runs of each passthrough and stateless contender, interleaved, and "
+        "throughput runs of each tasks contender; the table shows the median (3; stream "
+        f"contenders slower than {REPEAT_UNDER:.0f} s run once)",
+    )
+    parser.add_argument(
+        "--tasks", type=int, default=20_000, help="tasks: no-op tasks per throughput run (20k)"
+    )
+    parser.add_argument(
+        "--round-trips", type=int, default=500, help="tasks: sequential round trips (500)"
+    )
+    parser.add_argument(
+        "--celery-pools",
+        default="prefork:2",
+        help="tasks: one Celery row per comma-separated pool:concurrency, pool one of "
+        f"{', '.join(CELERY_POOLS)} (prefork:2)",
     )
     parser.add_argument("--latency-rate", type=int, default=20_000, help="records/s (20k)")
     parser.add_argument("--latency-seconds", type=float, default=10.0, help="seconds (10)")
@@ -85,13 +109,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.families = tuple(f.strip() for f in args.contenders.split(",") if f.strip())
     if not args.families or set(args.families) - set(FAMILIES):
         parser.error(f"--contenders takes a subset of {','.join(FAMILIES)}")
-    if args.records < 1 or args.partitions < 1 or args.keys < 1 or args.repeat < 1:
+    if min(args.records, args.partitions, args.keys, args.repeat) < 1:
         parser.error("--records, --partitions, --keys and --repeat must be positive")
+    if args.tasks < 1 or args.round_trips < 1:
+        parser.error("--tasks and --round-trips must be positive")
+    args.pools = tuple(p.strip() for p in args.celery_pools.split(",") if p.strip())
+    if not args.pools or not all(_pool_ok(p) for p in args.pools):
+        parser.error(f"--celery-pools takes pool:concurrency items, pool one of {CELERY_POOLS}")
     return args
 
 
+def _pool_ok(item: str) -> bool:
+    pool, _, concurrency = item.partition(":")
+    return pool in CELERY_POOLS and concurrency.isdigit() and int(concurrency) > 0
+
+
+def run_tasks(tasks: TaskBench, families: tuple[str, ...], pools: tuple[str, ...]) -> None:
+    for contender in lineup(TASKS, families, pools):
+        print(f"{TASKS}: {contender.label} ...", file=sys.stderr)
+        result = tasks.run(contender)
+        rate = f"{result.rate:,.0f} tasks/s" if result.rate else ""
+        print(f"{TASKS}: {contender.label}: {result.status} {rate}", file=sys.stderr)
+
+
 def run(bench: Bench, scenarios: list[str], families: tuple[str, ...], repeat: int) -> None:
-    if any(s != "restore" for s in scenarios):
+    if any(s not in ("restore", TASKS) for s in scenarios):
         bench.prefill()
     for scenario in scenarios:
         contenders = lineup(scenario, families)
@@ -133,22 +175,38 @@ def _failed(scenario: str, c: Contender, status: str) -> Result:
 
 
 def publish(results: list[Result], config: RunConfig, args: argparse.Namespace) -> None:
-    """The table on stdout and, unless ``--no-docs``, docs/benchmarks.md and its charts."""
-    print_table(results, config)
-    if not args.no_docs:
-        started = datetime.strptime(config.run_dir.name, RUN_ID).replace(tzinfo=UTC)
-        env = describe(ROOT, config.bootstrap, args.families, config.millstream_ref, started)
-        charts = write_charts(ROOT / "docs" / "benchmarks", results)
-        write_markdown(ROOT / "docs" / "benchmarks.md", results, env, config, charts)
-        print("wrote docs/benchmarks.md and docs/benchmarks/*.png", file=sys.stderr)
+    """The tables on stdout and, unless ``--no-docs``, docs/benchmarks.md and its charts:
+    the stream part when stream scenarios ran, the tasks section when tasks ran."""
+    streams = [r for r in results if r.scenario != TASKS]
+    tasks = [r for r in results if r.scenario == TASKS]
+    if streams:
+        print_table(streams, config)
+    if tasks:
+        print_task_table(tasks)
+    if args.no_docs:
+        return
+    started = datetime.strptime(config.run_dir.name, RUN_ID).replace(tzinfo=UTC)
+    if streams:
+        env = describe(ROOT, config.bootstrap, _families(streams), config.millstream_ref, started)
+        charts = write_charts(ROOT / "docs" / "benchmarks", streams)
+        write_markdown(ROOT / "docs" / "benchmarks.md", streams, env, config, charts)
+    if tasks:
+        env = describe(ROOT, config.bootstrap, _families(tasks), config.millstream_ref, started)
+        write_task_docs(ROOT, tasks, env, config, server_version())
+    print("wrote docs/benchmarks.md and docs/benchmarks/*.png", file=sys.stderr)
+
+
+def _families(results: list[Result]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(r.family for r in results))
 
 
 def republish(args: argparse.Namespace) -> int:
     saved = json.loads((args.report / "results.json").read_text())
     fields = saved["config"]
     fields.update(root=Path(fields["root"]), run_dir=Path(fields["run_dir"]))
+    if "celery_pools" in fields:
+        fields["celery_pools"] = tuple(fields["celery_pools"])
     results = [Result(**r) for r in saved["results"]]
-    args.families = tuple(dict.fromkeys(r.family for r in results))
     publish(results, RunConfig(**fields), args)
     return 0
 
@@ -181,19 +239,28 @@ def main(argv: list[str] | None = None) -> int:
         run_dir=ROOT / ".local" / "bench" / "runs" / run_id,
         prefix=f"bench-{run_id}",
         millstream_ref=ref,
+        tasks=args.tasks,
+        round_trips=args.round_trips,
+        celery_pools=args.pools,
     )
     config.run_dir.mkdir(parents=True, exist_ok=True)
     bench = Bench(config)
-    scenarios = [s for s in SCENARIOS if s in args.scenarios] or list(SCENARIOS)
+    tasks = TaskBench(config, args.repeat)
+    scenarios = [s for s in SCENARIOS if s in args.scenarios] or list(STREAM_SCENARIOS)
+    # SIGTERM unwinds like Ctrl-C: workers, Redis and the run's topics are cleaned up.
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(143))
     try:
-        run(bench, scenarios, args.families, args.repeat)
+        run(bench, [s for s in scenarios if s != TASKS], args.families, args.repeat)
+        if TASKS in scenarios:
+            run_tasks(tasks, args.families, args.pools)
     finally:
         if not args.keep_topics:
             bench.cleanup()
-    saved = {"config": asdict(config), "results": [asdict(r) for r in bench.results]}
+    results = bench.results + tasks.results
+    saved = {"config": asdict(config), "results": [asdict(r) for r in results]}
     (config.run_dir / "results.json").write_text(json.dumps(saved, indent=1, default=str))
     print(f"logs and results.json: {config.run_dir}", file=sys.stderr)
-    publish(bench.results, config, args)
+    publish(results, config, args)
     return 0
 
 

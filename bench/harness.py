@@ -15,77 +15,20 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.kafka_io import Cluster, PacedLoad, latencies_ms, now_ms, prefill, prefill_distinct
 from bench.lineup import Contender
 from bench.peers import PeerUnavailable, interpreter
-from bench.process import ContenderProcess
+from bench.process import ContenderProcess, contender_env
+from bench.results import Result, RunConfig
 
 SAMPLE = 0.1
 LOG_APPEND_TIME = {"message.timestamp.type": "LogAppendTime"}
 #: Event time of the input spans this many ms per record: 1M records cover 100 s.
 EVENT_MS_PER_RECORD = 0.1
 _RESTORED = re.compile(r"restored (\d+) changelog records of (\d+) store partitions in ([\d.]+)s")
-
-
-@dataclass
-class Result:
-    """One row of the table. Numbers are None when not measured (or not meaningful)."""
-
-    scenario: str
-    contender: str
-    label: str
-    family: str
-    guarantee: str
-    store: str
-    records: int
-    rate: float | None = None
-    wall_s: float | None = None
-    startup_s: float | None = None
-    p50_ms: float | None = None
-    p99_ms: float | None = None
-    latency_rate: int | None = None
-    rss_mb: float | None = None
-    cpu_s: float | None = None
-    cpu_us_per_record: float | None = None
-    processed: int | None = None
-    load: float | None = None
-    status: str = "ok"
-    note: str = ""
-    #: records/s of every bulk run when the contender ran more than once; ``rate`` and
-    #: ``cpu_us_per_record`` are then the medians.
-    runs: list[float] = field(default_factory=list)
-    cpu_runs: list[float] = field(default_factory=list)
-
-    @classmethod
-    def of(cls, scenario: str, contender: Contender, records: int, status: str = "ok") -> Result:
-        """An empty row for ``contender`` in ``scenario``."""
-        c = contender
-        return cls(
-            scenario, c.name, c.label, c.family, c.guarantee, c.store, records, status=status
-        )
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    root: Path
-    bootstrap: str
-    records: int
-    partitions: int
-    keys: int
-    latency_rate: int
-    latency_seconds: float
-    time_limit: float
-    startup_timeout: float
-    run_dir: Path
-    prefix: str
-    millstream_ref: str | None = None
 
 
 @dataclass
@@ -226,21 +169,11 @@ class Bench:
             f"--store={contender.store}",
             f"--state-dir={state}",
         ]
-        env = {**os.environ, "PYTHONPATH": str(self._bench_path()), "PYTHONUNBUFFERED": "1"}
+        env = contender_env(self.config.root, self.config.run_dir)
         log = self.config.run_dir / f"{tag}.log"
         return ContenderProcess(
             python, contender.module, args, cwd=self.config.run_dir, log_path=log, env=env
         )
-
-    def _bench_path(self) -> Path:
-        """A directory holding only ``bench``: on a contender's path, it cannot shadow the
-        millstream under test with the working tree's (as the repository root would)."""
-        path = self.config.run_dir / "path"
-        link = path / "bench"
-        if not link.exists():
-            path.mkdir(parents=True, exist_ok=True)
-            link.symlink_to(self.config.root / "bench")
-        return path
 
     def _watch(self, proc: ContenderProcess, progress: Progress, count: Callable[[], int]) -> str:
         """Sample ``count`` until it reaches the target, or until ``time_limit`` seconds

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SCENARIOS = ("passthrough", "stateless", "window", "restore")
+#: The stream-processing scenarios: what ``scripts/bench`` runs when given no scenario.
+STREAM_SCENARIOS = ("passthrough", "stateless", "window", "restore")
+#: ``tasks`` (millstream's task queue against Celery) runs only when named.
+SCENARIOS = (*STREAM_SCENARIOS, "tasks")
 #: The names ``--contenders`` accepts: one per implementation.
-FAMILIES = ("plain", "millstream", "quix", "faust")
+FAMILIES = ("plain", "millstream", "quix", "faust", "celery")
 
 
 @dataclass(frozen=True)
@@ -19,6 +22,9 @@ class Contender:
     module: str
     guarantee: str = "at_least_once"
     store: str = "memory"
+    #: A task-queue worker's pool and its size (Celery's ``--pool``, ``--concurrency``).
+    pool: str = ""
+    concurrency: int = 0
 
     @property
     def exactly_once(self) -> bool:
@@ -84,6 +90,39 @@ LINEUP: dict[str, tuple[Contender, ...]] = {
 }
 
 
-def lineup(scenario: str, families: tuple[str, ...]) -> list[Contender]:
-    """The contenders of ``scenario`` whose family was asked for."""
-    return [c for c in LINEUP[scenario] if c.family in families]
+MILLSTREAM_TASKS = Contender(
+    "millstream-tasks",
+    "millstream",
+    "millstream, 1 worker process",
+    "bench.contenders.millstream_tasks",
+)
+#: Celery worker pools ``--celery-pools`` accepts.
+CELERY_POOLS = ("prefork", "threads", "solo", "eventlet", "gevent")
+
+
+def celery(pool: str, concurrency: int) -> Contender:
+    """Celery with one worker of ``pool`` and ``concurrency`` (``ValueError`` for a pool
+    not in ``CELERY_POOLS`` or a concurrency below 1)."""
+    if pool not in CELERY_POOLS or concurrency < 1:
+        raise ValueError(f"no Celery pool {pool}:{concurrency}")
+    return Contender(
+        f"celery-{pool}-{concurrency}",
+        "celery",
+        f"Celery {pool}, concurrency {concurrency}",
+        "bench.contenders.celery_tasks",
+        pool=pool,
+        concurrency=concurrency,
+    )
+
+
+def lineup(
+    scenario: str, families: tuple[str, ...], celery_pools: tuple[str, ...] = ()
+) -> list[Contender]:
+    """The contenders of ``scenario`` whose family was asked for; in ``tasks`` one Celery
+    row per ``pool:concurrency`` of ``celery_pools``."""
+    if scenario == "tasks":
+        pools = [p.split(":", 1) for p in celery_pools]
+        found = [MILLSTREAM_TASKS, *(celery(pool, int(n)) for pool, n in pools)]
+    else:
+        found = list(LINEUP[scenario])
+    return [c for c in found if c.family in families]

@@ -123,3 +123,76 @@ A peer that cannot be installed, or crashes, gets a row saying so and the run go
   after a failure or a rebalance) would make a rate look higher, never lower. The logs
   under `.local/bench/runs/<id>/` show whether a contender rebalanced or restarted.
 """
+
+TASKS_METHOD = """
+### How to run
+
+```
+scripts/bench tasks                              # millstream and Celery (a few minutes)
+scripts/bench tasks --tasks 5000 --round-trips 200 --repeat 1   # smaller
+scripts/bench tasks --celery-pools prefork:2,threads:16         # more Celery rows
+scripts/bench tasks --contenders millstream      # no Celery, no Redis
+```
+
+The script installs Celery (`celery[redis]==5.6.3` and `redis`) into its own virtualenv
+under `.local/bench/celery` on first use, and Debian's `redis-server` with `apt-get` when
+`/usr/bin/redis-server` is missing. Each Celery row gets a redis-server of its own, started
+on a free port of 127.0.0.1 (its directory and log under `.local/bench/runs/<id>/redis/`),
+stopped after the row, also when the run fails or is interrupted. All traffic stays on
+127.0.0.1.
+
+### What each contender does
+
+- **The task**: `noop(i)` returns `i`; the client checks every result equals its argument.
+- **millstream**: `@app.task def noop(i)` with the decorator's defaults (its topic
+  `{app_id}-task-noop` with 8 partitions, `concurrency=16` per partition, sync functions on
+  the worker's thread pool, at-least-once). The worker is `app.run()` in one process; the
+  client calls `noop.send(i)` and `handle.result(timeout=...)` (docs/tasks.md).
+- **Celery**: `@celery.task(name="noop") def noop(i)`, Redis as broker (database 0) and
+  result backend (database 1). One worker started with `app.worker_main` and
+  `--pool`/`--concurrency` as in its row (default `prefork:2`, Celery's own default
+  concurrency on a 2-CPU machine: one process per CPU), `--loglevel=WARNING` (at INFO
+  Celery logs two lines per task), Celery's defaults otherwise (prefetch multiplier 4,
+  acknowledgement on receipt). The client calls `noop.delay(i)` and
+  `AsyncResult.get(timeout=...)`.
+
+### How it is measured
+
+- **One at a time**: for each row a fresh worker process (and for Celery a fresh Redis),
+  then one client process per phase, started after the previous one ended:
+  1. **warm**: one round trip, waiting up to 180 s for the worker to be ready;
+  2. **throughput**, `--repeat` times (3): one untimed round trip, then `--tasks` sends
+     in a loop and a wait for every result in send order. **tasks/s** is the tasks over
+     the time from the first send to the last result; the table shows the median of the
+     runs with their range;
+  3. **latency**: one untimed round trip, then `--round-trips` sequential round trips
+     (send, wait for that result), each timed in the client with `time.perf_counter`:
+     **p50 / p99 / mean** over them (the p99 of 500 round trips is the 5th slowest).
+- **worker CPU us/task**: user + system CPU time of the worker and every process in its
+  session (a prefork pool's children too), read from `/proc` before and after each
+  throughput client process, over the tasks of that run (the client's start-up and its
+  untimed round trip included; median of the runs). Neither Kafka's nor Redis's CPU time
+  is included.
+- **client CPU us/task**: the publishing client's process CPU time over the timed part
+  of a throughput run, over its tasks (median of the runs).
+- **worker memory MB**: proportional set size (`Pss` of `/proc/<pid>/smaps_rollup`),
+  summed over the worker's processes after the last throughput run; pages that forked
+  children share with their parent count once.
+- **startup s**: worker process start until the warm round trip returned.
+  **load**: the machine's 1-minute load average when the row finished.
+- **Bounded waits**: a throughput run stops after `--time-limit` s (120; its rate then
+  covers the results that came, marked `*`), a round trip after 10 s, the warm-up after
+  180 s; a client process still running past its limits, or a worker that exits, fails
+  the row with the reason in the table, and the run goes on.
+
+### Caveats
+
+- One machine with 2 CPUs runs the broker (Kafka or Redis), the worker and the client:
+  the figures compare the two queues on it, they are not capacity figures.
+- The two queues do not promise the same: millstream's tasks are Kafka records committed
+  at least once, Celery acknowledges a message when the worker receives it (its default).
+- The throughput client publishes as fast as it can and then waits: the figure includes
+  the client's own cost of sending and of receiving results, as an application would pay.
+- Both clients wait for results in send order; a result that comes early waits for the
+  ones before it to be read, which does not change the time of the last one.
+"""

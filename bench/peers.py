@@ -1,8 +1,8 @@
 """The peers' virtualenvs under ``.local/bench/<peer>/``, installed with pip on first use.
 
 millstream and the plain loop run in millstream's own virtualenv (the interpreter
-running the harness); Quix Streams and faust each get their own, so their pinned
-dependencies (an older confluent-kafka, aiokafka) never meet millstream's.
+running the harness); Quix Streams, faust and Celery each get their own, so their pinned
+dependencies (an older confluent-kafka, aiokafka, kombu) never meet millstream's.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ PEERS = {
     "faust": Peer(
         "faust", ("faust-streaming==0.15.3", "aiokafka[lz4]", "orjson"), "faust-streaming"
     ),
+    # The task-queue peer (scenario tasks), with Redis as its broker and result backend.
+    "celery": Peer("celery", ("celery[redis]==5.6.3", "redis"), "celery"),
 }
 #: What each family reports as its version (distribution names).
 DISTRIBUTIONS = {
@@ -33,6 +35,7 @@ DISTRIBUTIONS = {
     "millstream": "millstream",
     "quix": "quixstreams",
     "faust": "faust-streaming",
+    "celery": "celery",
 }
 
 
@@ -125,9 +128,12 @@ def version(python: Path, distribution: str) -> str:
 
 
 def kafka_client(python: Path, family: str) -> str:
-    """The Kafka client under ``family``: librdkafka's version, or aiokafka's for faust."""
+    """The Kafka client under ``family``: librdkafka's version, or aiokafka's for faust; for
+    Celery, which has no Kafka, its messaging library and Redis client."""
     if family == "faust":
         return f"aiokafka {version(python, 'aiokafka')}"
+    if family == "celery":
+        return f"kombu {version(python, 'kombu')}, redis-py {version(python, 'redis')}"
     code = "import confluent_kafka as c; print(c.libversion()[0])"
     done = subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=False)
     parts = [version(python, "confluent-kafka"), done.stdout.strip()]

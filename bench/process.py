@@ -15,6 +15,18 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _ERROR = re.compile(r"^\w*(Error|Exception)\b|Error:")
 
 
+def contender_env(root: Path, run_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment of a contender process: this one's, ``extra``, unbuffered output,
+    and on ``PYTHONPATH`` only a directory holding a link to ``bench``: the repository
+    root there would shadow the millstream under test with the working tree's."""
+    path = run_dir / "path"
+    link = path / "bench"
+    if not link.exists():
+        path.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(root / "bench")
+    return {**os.environ, **extra, "PYTHONPATH": str(path), "PYTHONUNBUFFERED": "1"}
+
+
 class ContenderProcess:
     """``python -m module args...`` in ``cwd``, stdout and stderr to ``log_path``.
 
@@ -64,8 +76,36 @@ class ContenderProcess:
 
     def cpu_seconds(self) -> float:
         """User + system CPU time of the process and its reaped children so far."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return sum(int(f) for f in fields[11:15]) / _TICKS
+        return _cpu_seconds(Path(f"/proc/{self.proc.pid}/stat"))
+
+    def session_cpu_seconds(self) -> float:
+        """CPU time of every process in the contender's session (it starts one): the
+        process itself and the children it still runs, such as a worker pool's."""
+        return sum(_cpu_seconds(stat) for stat in self._session())
+
+    def session_pss_mb(self) -> float:
+        """Proportional set size summed over the session's processes, in MiB: pages
+        shared by forked children count once in all, not once per process."""
+        total = 0
+        for stat in self._session():
+            try:
+                lines = (stat.parent / "smaps_rollup").read_text().splitlines()
+            except OSError:
+                continue
+            total += sum(int(line.split()[1]) for line in lines if line.startswith("Pss:"))
+        return total / 1024
+
+    def _session(self) -> list[Path]:
+        """``/proc/<pid>/stat`` of every live process whose session is this one's."""
+        found = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[3]) == self.proc.pid:
+                found.append(stat)
+        return found
 
     def peak_rss_mb(self) -> float:
         """The process's peak resident set size (VmHWM) so far, in MiB."""
@@ -97,3 +137,13 @@ class ContenderProcess:
                 self.proc.wait()
         self._log.close()
         return self.proc.returncode
+
+
+def _cpu_seconds(stat: Path) -> float:
+    """User + system CPU time in ``/proc/<pid>/stat``, reaped children included; 0 for a
+    process that has gone."""
+    try:
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return sum(int(f) for f in fields[11:15]) / _TICKS

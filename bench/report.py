@@ -14,36 +14,50 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.environment import Environment
-from bench.harness import Result, RunConfig
 from bench.method import METHOD
+from bench.results import Result, RunConfig
 
 #: Restores must reach this many changelog records per second.
 RESTORE_TARGET = 200_000
+#: millstream's task throughput must reach this multiple of Celery's.
+TASKS_THROUGHPUT = 3
+#: The tasks section of docs/benchmarks.md lies between these lines: ``scripts/bench
+#: tasks`` rewrites only what is between them, the stream scenarios keep it.
+TASKS_BEGIN = "<!-- tasks section: written by `scripts/bench tasks` -->"
+TASKS_END = "<!-- end of the tasks section -->"
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """``ratio`` of a row's records/s to the ``against`` row's; a target when ``minimum``."""
+    """``ratio`` of a row's figure to the ``against`` row's; a target when ``minimum`` (the
+    ratio must reach it) or ``maximum`` (the ratio must stay below it)."""
 
     against: str
     ratio: float
     minimum: float | None = None
+    maximum: float | None = None
 
     @property
     def passed(self) -> bool | None:
-        return None if self.minimum is None else self.ratio >= self.minimum
+        if self.minimum is not None:
+            return self.ratio >= self.minimum
+        if self.maximum is not None:
+            return self.ratio < self.maximum
+        return None
 
     def text(self) -> str:
         base = f"{self.ratio:.2f}x {self.against}"
-        if self.minimum is None:
+        if self.passed is None:
             return base
-        return f"{base} (>= {self.minimum:g}: {'pass' if self.passed else 'FAIL'})"
+        bound = f">= {self.minimum:g}" if self.minimum is not None else f"< {self.maximum:g}"
+        return f"{base} ({bound}: {'pass' if self.passed else 'FAIL'})"
 
 
 def comparisons(results: list[Result]) -> dict[tuple[str, str], list[Comparison]]:
     """Each row's ratios: vs. the plain loop (passthrough, stateless), vs. Quix Streams at
     the same guarantee and faust (window), exactly-once vs. at-least-once with the same
-    store (window), and restore rates vs. the restore target (as a ratio)."""
+    store (window), restore rates vs. the restore target (as a ratio), and in tasks
+    millstream's throughput and p99 vs. every Celery row's."""
     rate = {(r.scenario, r.contender): r.rate for r in results if r.ok and r.rate}
     out: dict[tuple[str, str], list[Comparison]] = {}
 
@@ -70,7 +84,23 @@ def comparisons(results: list[Result]) -> dict[tuple[str, str], list[Comparison]
             out[(row.scenario, row.contender)] = [
                 Comparison(f"{RESTORE_TARGET // 1000}k/s target", row.rate / RESTORE_TARGET, 1)
             ]
+        elif row.scenario == "tasks" and is_millstream and row.ok:
+            out[(row.scenario, row.contender)] = _against_celery(row, results)
     return out
+
+
+def _against_celery(row: Result, results: list[Result]) -> list[Comparison]:
+    """A millstream tasks row against each Celery row: at least ``TASKS_THROUGHPUT``
+    times the throughput, and a lower p99 round trip."""
+    found = []
+    for peer in results:
+        if peer.scenario != "tasks" or peer.family != "celery" or not peer.ok:
+            continue
+        if row.rate and peer.rate:
+            found.append(Comparison(peer.label, row.rate / peer.rate, TASKS_THROUGHPUT))
+        if row.p99_ms and peer.p99_ms:
+            found.append(Comparison(f"the p99 of {peer.label}", row.p99_ms / peer.p99_ms, None, 1))
+    return found
 
 
 def targets(results: list[Result]) -> list[tuple[str, str, str]]:
@@ -85,18 +115,20 @@ def targets(results: list[Result]) -> list[tuple[str, str, str]]:
     return found
 
 
-def _notes(results: list[Result], star: str = "*") -> list[str]:
+def notes(results: list[Result], star: str = "*") -> list[str]:
     return [f"{star} {r.scenario}, {r.label}: {r.note}" for r in results if r.note]
 
 
-def _number(value: float | None, digits: int = 0) -> str:
+def number(value: float | None, digits: int = 0) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
-def _spread(runs: list[float]) -> str:
+def spread(runs: list[float]) -> str:
     """The range of a repeated contender's runs, after the median."""
     if len(runs) < 2:
         return ""
+    if min(runs) < 10_000:
+        return f" ({len(runs)} runs: {min(runs):,.0f}-{max(runs):,.0f})"
     return f" ({len(runs)} runs: {min(runs) / 1000:,.0f}k-{max(runs) / 1000:,.0f}k)"
 
 
@@ -110,14 +142,14 @@ def _row_cells(result: Result, ratios: list[Comparison], nominal_rate: int) -> l
     return [
         result.scenario,
         result.label,
-        _number(result.rate) + _spread(result.runs) + (" *" if result.note else ""),
+        number(result.rate) + spread(result.runs) + (" *" if result.note else ""),
         latency,
-        _number(result.rss_mb),
-        _number(result.cpu_s, 1),
-        _number(result.cpu_us_per_record, 1),
-        _number(result.wall_s, 1),
-        _number(result.startup_s, 1),
-        _number(result.load, 1),
+        number(result.rss_mb),
+        number(result.cpu_s, 1),
+        number(result.cpu_us_per_record, 1),
+        number(result.wall_s, 1),
+        number(result.startup_s, 1),
+        number(result.load, 1),
         "; ".join(c.text() for c in ratios) or "-",
     ]
 
@@ -150,7 +182,7 @@ def print_table(results: list[Result], config: RunConfig) -> None:
         )
         table.add_row(*cells)
     console.print(table)
-    for note in _notes(results):
+    for note in notes(results):
         console.print(note)
     for label, text, verdict in targets(results):
         console.print(f"target {verdict:4}  {label}: {text}")
@@ -166,7 +198,8 @@ def write_markdown(
         "# Benchmarks: millstream and its peers on the same broker",
         "",
         "Generated by `scripts/bench` (this file and the charts under `docs/benchmarks/` are",
-        "rewritten by every run that is not given `--no-docs`).",
+        "rewritten by every run that is not given `--no-docs`; a run of `scripts/bench tasks`",
+        "rewrites only the tasks section at the end, and the stream runs keep it).",
         "",
         "## Setup",
         "",
@@ -189,16 +222,38 @@ def write_markdown(
             result, ratios.get((result.scenario, result.contender), []), config.latency_rate
         )
         lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
-    lines += ["", *_notes(results, "- \\*"), "", "## Targets", ""]
+    lines += ["", *notes(results, "- \\*"), "", "## Targets", ""]
     found = targets(results)
     lines += [f"- **{verdict}** {label}: {text}" for label, text, verdict in found] or ["- none"]
     lines += ["", "## Charts", ""]
     lines += [f"![{chart.stem}](benchmarks/{chart.name})" for chart in charts]
-    notes = path.parent / "benchmarks" / "notes.md"
-    if notes.exists():
-        lines += ["", notes.read_text().strip()]
+    observations = path.parent / "benchmarks" / "notes.md"
+    if observations.exists():
+        lines += ["", observations.read_text().strip()]
     lines += ["", METHOD.strip(), ""]
+    kept = tasks_section(path)
+    if kept:
+        lines += [kept, ""]
     path.write_text("\n".join(lines))
+
+
+def tasks_section(path: Path) -> str:
+    """The tasks section of the markdown file at ``path`` (its markers included), or ""."""
+    text = path.read_text() if path.exists() else ""
+    begin, end = text.find(TASKS_BEGIN), text.find(TASKS_END)
+    if begin < 0 or end < begin:
+        return ""
+    return text[begin : end + len(TASKS_END)]
+
+
+def write_tasks_section(path: Path, section: str) -> None:
+    """Put ``section`` (the body, without markers) between the tasks markers of the file
+    at ``path``: in place of the old section, or at the end when there is none."""
+    block = f"{TASKS_BEGIN}\n{section.strip()}\n{TASKS_END}"
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    old = tasks_section(path)
+    text = text.replace(old, block) if old else f"{text.rstrip()}\n\n{block}\n"
+    path.write_text(text)
 
 
 def ensure_matplotlib() -> None:
