@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from millstream.cli import dev, publish, topics, worker
+from millstream.cli import dev, dlq, publish, topics, worker
 
 cli = typer.Typer(
     name="millstream",
@@ -24,6 +24,7 @@ dev.register(cli)
 topics.register(cli)
 publish.register(cli)
 worker.register(cli)
+dlq.register(cli)
 
 
 def main() -> None:
