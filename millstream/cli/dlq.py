@@ -262,6 +262,9 @@ def replay_dead_letters(
     if not plan.tasks:
         console.print(f"no task dead letters to replay in {topic.name}", markup=False)
         return
+    missing = plan.source_topics() - set(TopicAdmin(topic.settings).list())
+    if missing:
+        fail(f"nothing replayed: source topics do not exist: {', '.join(sorted(missing))}")
     if dry_run:
         console.print(_plan_table(plan))
         console.print(
@@ -269,9 +272,6 @@ def replay_dead_letters(
             markup=False,
         )
         return
-    missing = plan.source_topics() - set(TopicAdmin(topic.settings).list())
-    if missing:
-        fail(f"nothing replayed: source topics do not exist: {', '.join(sorted(missing))}")
     delivered = replay(topic.settings, plan)
     _report_replayed(topic.name, delivered)
 

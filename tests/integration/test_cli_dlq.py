@@ -378,9 +378,10 @@ def test_replay_refuses_when_a_source_topic_is_missing(
     run: Callable[..., Result], shop: Shop, settings: Settings
 ) -> None:
     delete_topics(settings, [shop.email_topic])
-    result = run("replay", shop.app)
-    assert result.exit_code == 1
-    assert f"nothing replayed: source topics do not exist: {shop.email_topic}" in result.stderr
+    for dry_run in ([], ["--dry-run"]):
+        result = run("replay", shop.app, *dry_run)
+        assert result.exit_code == 1
+        assert f"nothing replayed: source topics do not exist: {shop.email_topic}" in result.stderr
     assert record_count(settings, shop.charge_topic) == 0
 
 
