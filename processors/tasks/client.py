@@ -178,6 +178,8 @@ class TaskClient:
             TaskArgumentsError: the arguments cannot be sent as JSON.
             DeliveryError: the client refused the record.
         """
+        if self._publisher is None:
+            envelope.encode()  # arguments that are not JSON fail before any connection
         publisher = self._start()
         envelope.reply = self._reply_to
         value = envelope.encode()

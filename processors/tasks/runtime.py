@@ -89,7 +89,8 @@ class TaskRuntime:
 
     # -- the worker's hooks -------------------------------------------------------------
 
-    def attach(self, consumer: Consumer, owned: OwnedPartitions) -> None:
+    def attach(self, consumer: Consumer | None, owned: OwnedPartitions) -> None:
+        """Pause and resume through ``consumer`` (None: no broker, as in tests)."""
         self._consumer, self._owned = consumer, owned
         self._delays.clear()
 
@@ -243,14 +244,20 @@ class TaskRuntime:
     # -- running ------------------------------------------------------------------------
 
     def _may_start(self, pending: Pending) -> bool:
+        """Whether the task has a free slot; if so, the slot is taken for it."""
         task = self._task(pending)
-        return self._running_by_task.get(task.name, 0) < task.concurrency
+        running = self._running_by_task.get(task.name, 0)
+        if running >= task.concurrency:
+            return False
+        self._running_by_task[task.name] = running + 1
+        return True
 
     def _start(self, part: TaskPartition, pending: Pending) -> None:
         task, envelope = self._task(pending), pending.envelope
         try:
             bound = task.bind(envelope.args, envelope.kwargs)
         except TaskArgumentsError as exc:
+            self._running_by_task[task.name] -= 1
             delivery = pending.delivery
             self._give_up(part, pending.message, exc, envelope, delivery, delivery.attempts)
             part.done(pending.offset)
@@ -260,7 +267,6 @@ class TaskRuntime:
         deadline = None if task.timeout is None or task.is_async else started + task.timeout
         running = Running(pending, part, started, deadline)
         part.running[pending.offset] = running
-        self._running_by_task[task.name] = self._running_by_task.get(task.name, 0) + 1
         self.metrics.started(task.name, started - pending.queued_at)
         info = TaskInfo(envelope.id, task.name, pending.delivery.attempts, pending.key)
         self.runner.run(
