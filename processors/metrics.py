@@ -79,6 +79,7 @@ class HealthServer:
         registry: CollectorRegistry,
         healthy: Callable[[], bool],
         ready: Callable[[], bool],
+        extra: Collector | None = None,
     ) -> None:
         server = self
 
@@ -137,8 +138,10 @@ class WorkerTelemetry:
         gauges: Callable[[], dict[str, float]],
         healthy: Callable[[], bool],
         ready: Callable[[], bool],
+        extra: Collector | None = None,
     ) -> None:
-        """Serve metrics if ``MILLSTREAM_METRICS_PORT`` is set (0: any free port)."""
+        """Serve metrics if ``MILLSTREAM_METRICS_PORT`` is set (0: any free port), with
+        ``extra``'s besides the counters and gauges (the task metrics)."""
         port = self._settings.metrics_port
         if port is None:
             return
@@ -149,6 +152,8 @@ class WorkerTelemetry:
             return {**gauges(), "consumer_lag": float(sum(self._lag.values()))}
 
         registry.register(StatsCollector(stats, self._labels, all_gauges))
+        if extra is not None:
+            registry.register(extra)
         self._server = HealthServer(
             self._settings.metrics_host, port + index if port else 0, registry, healthy, ready
         )

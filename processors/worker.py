@@ -118,6 +118,7 @@ class Worker:
             gauges=lambda: {"assigned_partitions": float(len(self._partitions.assigned))},
             healthy=lambda: time.monotonic() - self._last_loop < 30,
             ready=lambda: bool(self._partitions.assigned) and not self._partitions.restoring,
+            extra=self.tasks.metrics if self.tasks is not None else None,
         )
         # A worker on the main thread owns its process and tunes the collector for it;
         # one started on another thread leaves the application's settings alone.

@@ -69,7 +69,7 @@ class TaskRuntime:
         self.collector = collector
         self.exactly_once = exactly_once
         self.runner = TaskRunner()
-        self.metrics = TaskMetrics()
+        self.metrics = TaskMetrics({"app_id": app_id})
         self._woken = threading.Event()
         self.runner.on_outcome = self._woken.set
         self._consumer: Consumer | None = None

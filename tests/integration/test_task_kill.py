@@ -7,13 +7,16 @@ unfinished offset and the finished offsets above it (the commit metadata). A new
 worker finishes the rest. Every execution is logged with its task id, so the test
 checks: every task ran; no task the commit records as finished ran again; every task
 that ran twice had finished (or been running) on the killed worker after its last
-checkpoint.
+checkpoint. With exactly-once, the reply topic also holds exactly one reply per task:
+the replies of the killed worker's open transaction were aborted with it.
 """
 
 from __future__ import annotations
 
 import json
 import time
+
+import pytest
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -47,11 +50,14 @@ def _committed_done(settings: Settings, group: str, topic: str) -> dict[int, Com
     return {tp.partition: Completions.from_commit(max(tp.offset, 0), tp.metadata) for tp in answers}
 
 
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
 def test_kill_9_loses_no_task_and_reruns_only_unfinished_ones(
-    names: Names, bootstrap_servers: str, settings: Settings, tmp_path: Path
+    names: Names, bootstrap_servers: str, settings: Settings, tmp_path: Path, guarantee: str
 ) -> None:
     log, runs = tmp_path / "worker.log", tmp_path / "runs.jsonl"
-    env = names.env(bootstrap_servers, tmp_path / "state", TEST_TASK_LOG=str(runs))
+    env = names.env(
+        bootstrap_servers, tmp_path / "state", TEST_TASK_LOG=str(runs), TEST_GUARANTEE=guarantee
+    )
     app = App(names.app, bootstrap_servers=bootstrap_servers)
 
     @app.task(partitions=PARTITIONS)
@@ -109,6 +115,10 @@ def test_kill_9_loses_no_task_and_reruns_only_unfinished_ones(
     # A task runs twice only if the killed worker finished it after its last checkpoint.
     assert twice <= by_first - committed_ids
     assert all(n <= 2 for n in runs_of.values()), runs_of.most_common(3)
+    if guarantee == "exactly_once":
+        replies = Counter(r.key for r in consume_all(settings, f"{names.app}-replies"))
+        assert set(replies.values()) == {1}, replies.most_common(3)
+        assert len(replies) == TASKS
     finished_late = [
         e for e in executions if e["pid"] == first.pid and e["id"] not in committed_ids
     ]

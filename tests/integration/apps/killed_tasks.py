@@ -10,7 +10,11 @@ import time
 import millstream
 from millstream import App
 
-app = App(os.environ.get("TEST_APP_ID", "killed-tasks"), commit_interval=0.5)
+app = App(
+    os.environ.get("TEST_APP_ID", "killed-tasks"),
+    commit_interval=0.5,
+    processing_guarantee=os.environ.get("TEST_GUARANTEE", "at_least_once"),  # type: ignore[arg-type]
+)
 _LOG = os.environ.get("TEST_TASK_LOG", "/dev/null")
 
 
