@@ -34,21 +34,20 @@ from millstream.kafka import (
     make_consumer,
 )
 from millstream.processors.dead_letters import HEADER_ERROR, HEADER_ERROR_TYPE, HEADER_TOPIC
+from millstream.processors.tasks.envelope import (
+    HEADER_ATTEMPTS,
+    HEADER_ID,
+    HEADER_NAME,
+    HEADER_REPLAY,
+    HEADER_TRACEBACK,
+    TASK_HEADERS,
+)
 from millstream.producers import Delivery, Headers, Publisher
-
-HEADER_TRACEBACK = "millstream.error.traceback"
-HEADER_TASK_ID = "millstream.task.id"
-HEADER_TASK_NAME = "millstream.task.name"
-HEADER_TASK_ATTEMPTS = "millstream.task.attempts"
-HEADER_TASK_REPLAY = "millstream.task.replay"
 
 #: Task headers a replayed record must not carry: with them a worker would take it for
 #: a retry (attempts, first failure, due), an older replay generation, or a record of a
 #: delay tier (topic); id and name travel in the value anyway.
-_NOT_REPLAYED = frozenset(
-    f"millstream.task.{name}"
-    for name in ("attempts", "first_failure", "due", "replay", "id", "name", "topic")
-)
+_NOT_REPLAYED = TASK_HEADERS | {HEADER_ID, HEADER_NAME}
 #: Why the task died and where it was consumed: true of the dead letter, not of the replay.
 _NOT_REPLAYED_PREFIXES = ("millstream.error", "millstream.source.")
 
@@ -103,11 +102,11 @@ class DeadLetter:
     @property
     def task_name(self) -> str | None:
         """The task's name; None for a stream's dead letter."""
-        return self.header(HEADER_TASK_NAME)
+        return self.header(HEADER_NAME)
 
     @property
     def task_id(self) -> str | None:
-        return self.header(HEADER_TASK_ID)
+        return self.header(HEADER_ID)
 
     @property
     def error_type(self) -> str | None:
@@ -183,8 +182,8 @@ def replay_headers(headers: Iterable[Header], dead_letter_offset: int) -> list[H
     ]
     return [
         *kept,
-        (HEADER_TASK_ATTEMPTS, b"0"),
-        (HEADER_TASK_REPLAY, str(dead_letter_offset + 1).encode()),
+        (HEADER_ATTEMPTS, b"0"),
+        (HEADER_REPLAY, str(dead_letter_offset + 1).encode()),
     ]
 
 
