@@ -39,7 +39,7 @@ from millstream.processors.tasks.envelope import (
     HEADER_ID,
     HEADER_NAME,
     HEADER_REPLAY,
-    HEADER_TRACEBACK,
+    HEADER_TRACEBACK,  # noqa: F401 - re-exported for the dlq command
     TASK_HEADERS,
 )
 from millstream.producers import Delivery, Headers, Publisher

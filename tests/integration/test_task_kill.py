@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import json
 import time
-
-import pytest
 from collections import Counter, defaultdict
 from pathlib import Path
 
+import pytest
 from support import Names, WorkerProcess, consume_all, wait_for
 
 from millstream import App
