@@ -15,14 +15,22 @@ import atexit
 import logging
 import random
 import threading
+import time
 import weakref
 from typing import Any, Generic, TypeVar
 
 import orjson
 
 from millstream.config import Settings
-from millstream.errors import DeliveryError, TaskFailed, TaskTimeout
-from millstream.kafka import Consumer, TopicAdmin, TopicPartition, TopicSpec, make_consumer
+from millstream.errors import DeliveryError, KafkaError, TaskFailed, TaskTimeout
+from millstream.kafka import (
+    Consumer,
+    TopicAdmin,
+    TopicPartition,
+    TopicSpec,
+    from_exception,
+    make_consumer,
+)
 from millstream.processors.tasks.delays import delay_topic, tier_for
 from millstream.processors.tasks.envelope import Delivery, TaskEnvelope, now_ms
 from millstream.producers import Delivery as PublishDelivery
@@ -35,6 +43,15 @@ R = TypeVar("R")
 #: Partitions of the reply topic, and how long replies are kept.
 REPLY_PARTITIONS = 8
 REPLY_RETENTION_MS = 3_600_000
+#: Errors of a topic created a moment ago, whose partitions have no leader yet.
+_NOT_READY = frozenset(
+    {
+        "NOT_LEADER_FOR_PARTITION",
+        "LEADER_NOT_AVAILABLE",
+        "UNKNOWN_TOPIC_OR_PART",
+        "_UNKNOWN_PARTITION",
+    }
+)
 #: Partitions of each delay tier topic.
 DELAY_PARTITIONS = 8
 
@@ -241,17 +258,43 @@ class TaskClient:
             return self._publisher
 
     def _listen(self) -> tuple[Consumer, tuple[str, int]]:
+        """A consumer of one partition of the reply topic, from its current end.
+
+        Raises:
+            KafkaError: the topic's partitions had no leader within the client timeout.
+        """
         topic = reply_topic(self.app_id)
         overrides: dict[str, Any] = {"enable.auto.commit": False, "fetch.wait.max.ms": 10}
         consumer = make_consumer(self.settings, f"{self.app_id}-replies", **overrides)
-        partitions = consumer.list_topics(topic, timeout=self.settings.client_timeout)
-        count = len(partitions.topics[topic].partitions) or REPLY_PARTITIONS
-        partition = random.randrange(count)
-        _, high = consumer.get_watermark_offsets(
-            TopicPartition(topic, partition), timeout=self.settings.client_timeout
-        )
-        consumer.assign([TopicPartition(topic, partition, high)])
-        return consumer, (topic, partition)
+        deadline = time.monotonic() + self.settings.client_timeout
+        pause = 0.1
+        while True:
+            try:
+                partition, end = self._reply_end(consumer, topic)
+                consumer.assign([TopicPartition(topic, partition, end)])
+                return consumer, (topic, partition)
+            except Exception as exc:
+                # A topic created a moment ago has no leaders yet.
+                error = (
+                    exc
+                    if isinstance(exc, KafkaError)
+                    else from_exception(exc, f"reading the end of {topic!r}")
+                )
+                again = error.retriable or error.code in _NOT_READY
+                if not again or time.monotonic() + pause > deadline:
+                    consumer.close()
+                    raise error from exc
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
+
+    def _reply_end(self, consumer: Consumer, topic: str) -> tuple[int, int]:
+        timeout = self.settings.client_timeout
+        partitions = consumer.list_topics(topic, timeout=timeout).topics[topic].partitions
+        if not partitions:
+            raise KafkaError(f"topic {topic!r} has no partitions yet", retriable=True)
+        partition = random.choice(list(partitions))
+        _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout)
+        return partition, high
 
     def _serve(self) -> None:
         consumer, publisher = self._consumer, self._publisher
