@@ -39,7 +39,6 @@ from millstream.processors.tasks.envelope import (
     HEADER_ID,
     HEADER_NAME,
     HEADER_REPLAY,
-    HEADER_TRACEBACK,  # noqa: F401 - re-exported for the dlq command
     TASK_HEADERS,
 )
 from millstream.producers import Delivery, Headers, Publisher

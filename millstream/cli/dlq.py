@@ -20,7 +20,6 @@ from rich.text import Text
 
 from millstream.cli.common import BootstrapOption, cli_settings, console, fail, handles_errors
 from millstream.cli.dead_letters import (
-    HEADER_TRACEBACK,
     DeadLetter,
     DeadLetterFilter,
     DeadLetterTopic,
@@ -31,6 +30,7 @@ from millstream.cli.dead_letters import (
 )
 from millstream.kafka import TopicAdmin
 from millstream.loader import load_app
+from millstream.processors.tasks.envelope import HEADER_TRACEBACK
 
 dlq = typer.Typer(
     name="dlq",
