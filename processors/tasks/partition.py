@@ -77,7 +77,6 @@ class TaskPartition(AssignedPartition):
         "buffered",
         "completions",
         "inflight_ids",
-        "paused",
         "running",
         "running_by_task",
         "unsaved",
@@ -102,7 +101,6 @@ class TaskPartition(AssignedPartition):
         self.inflight_ids: dict[str, tuple[int, int]] = {}
         #: Tasks taken from the topic and not finished (waiting or running).
         self.buffered = 0
-        self.paused = False
         self.unsaved: list[Send] = []
         self.unsaved_writes: list[tuple[str, Any, Any]] = []
         self._commit_point: tuple[int, str] | None = None

@@ -79,6 +79,8 @@ class TaskRuntime:
         self._stores: dict[str, str] = {}
         self._delays: dict[tuple[str, int], float] = {}
         self._running_by_task: dict[str, int] = {}
+        #: Partitions this runtime paused on the consumer.
+        self._paused: set[tuple[str, int]] = set()
         for step in steps:
             step.runtime = self
             if isinstance(step, TaskStep):
@@ -93,6 +95,7 @@ class TaskRuntime:
         """Pause and resume through ``consumer`` (None: no broker, as in tests)."""
         self._consumer, self._owned = consumer, owned
         self._delays.clear()
+        self._paused.clear()
 
     def close(self) -> None:
         self.runner.close()
@@ -175,9 +178,11 @@ class TaskRuntime:
             self.collector.producer.poll(0)
 
     def forget(self, partitions: list[TopicPartition]) -> None:
-        """The partitions are no longer owned: their outcomes still to come are dropped."""
+        """The partitions are no longer owned: their outcomes still to come are dropped,
+        and those paused are resumed (a partition assigned again starts fetching)."""
         for tp in partitions:
             self._delays.pop((tp.topic, tp.partition), None)
+            self._resume(tp.topic, tp.partition)
 
     def after_abort(self) -> None:
         """Send again, in the new transaction, what task partitions had sent since their
@@ -188,9 +193,8 @@ class TaskRuntime:
                 self.collector.send(topic, key, value, now_ms(), headers, partition)
             for _, task_id, entry in part.unsaved_writes:
                 store.set(task_id, entry)
-        consumer = self._consumer
-        if consumer is not None and self._delays:
-            consumer.resume([TopicPartition(t, p) for t, p in self._delays])
+        for topic, partition in list(self._delays):
+            self._resume(topic, partition)
         self._delays.clear()
 
     # -- input (called by the steps) ----------------------------------------------------
@@ -487,26 +491,32 @@ class TaskRuntime:
                 return
             self._forward(part.forwarded(), now)
         del self._delays[(part.topic, part.partition)]
-        if self._consumer is not None:
-            self._consumer.resume([TopicPartition(part.topic, part.partition)])
+        self._resume(part.topic, part.partition)
 
     def _pause_until(self, part: DelayPartition, due: float) -> None:
         self._delays[(part.topic, part.partition)] = due
-        if self._consumer is not None:
-            self._consumer.pause([TopicPartition(part.topic, part.partition)])
+        self._pause(part.topic, part.partition)
+
+    def _pause(self, topic: str, partition: int) -> None:
+        if (topic, partition) not in self._paused:
+            self._paused.add((topic, partition))
+            if self._consumer is not None:
+                self._consumer.pause([TopicPartition(topic, partition)])
+
+    def _resume(self, topic: str, partition: int) -> None:
+        if (topic, partition) in self._paused:
+            self._paused.discard((topic, partition))
+            if self._consumer is not None:
+                self._consumer.resume([TopicPartition(topic, partition)])
 
     # -- helpers ------------------------------------------------------------------------
 
     def _flow(self, part: TaskPartition) -> None:
-        consumer = self._consumer
-        if consumer is None:
-            return
-        if not part.paused and part.full:
-            consumer.pause([TopicPartition(part.topic, part.partition)])
-            part.paused = True
-        elif part.paused and part.buffered < MAX_BUFFERED // 2 and not part.full:
-            consumer.resume([TopicPartition(part.topic, part.partition)])
-            part.paused = False
+        key = (part.topic, part.partition)
+        if key not in self._paused and part.full:
+            self._pause(*key)
+        elif key in self._paused and part.buffered < MAX_BUFFERED // 2 and not part.full:
+            self._resume(*key)
 
     def _task(self, pending: Pending) -> AnyTask:
         return self._tasks[pending.message.topic() or ""][pending.envelope.task]

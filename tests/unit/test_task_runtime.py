@@ -332,3 +332,48 @@ def test_a_delay_tier_forwards_what_is_due_and_holds_the_rest(app: App) -> None:
     assert part.committable_offset() == 1  # the first record still waiting
     h.runtime.tick()
     assert len(h.records("shop-task-later")) == 1
+
+
+class Pauses:
+    """Records what the runtime pauses and resumes, as a consumer would apply it."""
+
+    def __init__(self) -> None:
+        self.paused: set[tuple[str, int]] = set()
+
+    def pause(self, partitions: list[TopicPartition]) -> None:
+        self.paused |= {(tp.topic, tp.partition) for tp in partitions}
+
+    def resume(self, partitions: list[TopicPartition]) -> None:
+        self.paused -= {(tp.topic, tp.partition) for tp in partitions}
+
+
+def test_a_partition_with_too_many_tasks_in_memory_pauses_until_half_are_done(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import millstream.processors.tasks.partition as partition_module
+    import millstream.processors.tasks.runtime as runtime_module
+
+    monkeypatch.setattr(partition_module, "MAX_BUFFERED", 10)
+    monkeypatch.setattr(runtime_module, "MAX_BUFFERED", 10)
+    gate = threading.Event()
+
+    @app.task(partitions=1, concurrency=1)
+    def gated(n: int) -> int:
+        gate.wait(5)
+        return n
+
+    h = Harness(app)
+    pauses = Pauses()
+    h.runtime.attach(pauses, h.owned)  # type: ignore[arg-type]
+    for n in range(12):
+        h.send("gated", n, task_id=f"t{n}")
+    h.feed("shop-task-gated")
+    h.runtime.tick()
+    assert pauses.paused == {("shop-task-gated", 0)}
+    gate.set()
+    h.run(lambda: len(h.replies()) >= 8)  # four left in memory: under half of ten
+    assert not pauses.paused
+    h.run(lambda: len(h.replies()) == 12)
+    families = {f.name: f for f in h.runtime.metrics.collect()}
+    [succeeded] = families["millstream_tasks_succeeded"].samples[:1]
+    assert succeeded.labels == {"app_id": "shop", "task": "gated"} and succeeded.value == 12
