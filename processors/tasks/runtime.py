@@ -22,35 +22,26 @@ from millstream.errors import (
     TaskNotFoundError,
     TaskTimeout,
 )
-from millstream.kafka import ANY_PARTITION, ConsumedRecord, Consumer, TopicPartition
+from millstream.kafka import ConsumedRecord, Consumer, TopicPartition
 from millstream.processors.assigned import AssignedPartition
 from millstream.processors.collector import RecordCollector
-from millstream.processors.dead_letters import dead_letter_headers
 from millstream.processors.partitions import OwnedPartitions
 from millstream.processors.rows import Row
 from millstream.processors.tasks.definition import AnyTask
-from millstream.processors.tasks.delays import DelayPartition, delay_topic, due_at, tier_for
+from millstream.processors.tasks.delays import DelayPartition, due_at
 from millstream.processors.tasks.envelope import (
-    HEADER_ATTEMPTS,
-    HEADER_ID,
-    HEADER_NAME,
-    HEADER_TRACEBACK,
     Delivery,
     TaskEnvelope,
-    failure_reply,
-    format_traceback,
     now_ms,
     success_reply,
 )
 from millstream.processors.tasks.metrics import TaskMetrics
+from millstream.processors.tasks.output import TaskOutput
 from millstream.processors.tasks.partition import MAX_BUFFERED, Pending, Running, TaskPartition
 from millstream.processors.tasks.runner import TaskInfo, TaskRunner
 from millstream.processors.tasks.steps import DelayStep, TaskStep
 
 log = logging.getLogger("millstream.tasks")
-
-#: Replies larger than this are not kept for a task sent again with the same id.
-_MAX_KEPT_REPLY = 65536
 
 
 class TaskRuntime:
@@ -70,13 +61,13 @@ class TaskRuntime:
         self.exactly_once = exactly_once
         self.runner = TaskRunner()
         self.metrics = TaskMetrics({"app_id": app_id})
+        self._stores: dict[str, str] = {}
         self._woken = threading.Event()
         self.runner.on_outcome = self._woken.set
         self._consumer: Consumer | None = None
         self._owned: OwnedPartitions | None = None
         self._tasks: dict[str, dict[str, AnyTask]] = {}
         self._tiers: dict[str, float] = {}
-        self._stores: dict[str, str] = {}
         self._delays: dict[tuple[str, int], float] = {}
         self._running_by_task: dict[str, int] = {}
         #: Partitions this runtime paused on the consumer.
@@ -88,6 +79,9 @@ class TaskRuntime:
                 self._stores[step.source] = step.store_name
             else:
                 self._tiers[step.topic.name] = step.wait
+        self.output = TaskOutput(
+            app_id, collector, self.metrics, self._stores, exactly_once=exactly_once
+        )
 
     # -- the worker's hooks -------------------------------------------------------------
 
@@ -216,15 +210,15 @@ class TaskRuntime:
                 envelope = TaskEnvelope.decode(message.value())
                 delivery = Delivery.of(message.headers())
             except SerializationError as exc:
-                self._dead_letter(part, message, exc, None, 0)
+                self.output.dead_letter(part, message, exc, None, 0)
                 part.done(offset)
                 continue
-            if self._seen(part, store, envelope, delivery):
+            if self.output.seen(part, store, envelope, delivery):
                 part.done(offset)
                 continue
             if envelope.task not in tasks:
                 error = TaskNotFoundError(f"no task {envelope.task!r} in app {self.app_id!r}")
-                self._give_up(part, message, error, envelope, delivery, delivery.attempts)
+                self.output.give_up(part, message, error, envelope, delivery, delivery.attempts)
                 part.done(offset)
                 continue
             due = delivery.due / 1000.0
@@ -263,7 +257,7 @@ class TaskRuntime:
         except TaskArgumentsError as exc:
             self._running_by_task[task.name] -= 1
             delivery = pending.delivery
-            self._give_up(part, pending.message, exc, envelope, delivery, delivery.attempts)
+            self.output.give_up(part, pending.message, exc, envelope, delivery, delivery.attempts)
             part.done(pending.offset)
             part.finished(pending)
             return
@@ -319,8 +313,8 @@ class TaskRuntime:
             except TypeError as exc:
                 error = SerializationError(f"the result of task {task.name!r} is not JSON: {exc}")
             else:
-                self._reply(part, envelope, reply)
-                self._remember(part, envelope, delivery, reply)
+                self.output.reply(part, envelope, reply)
+                self.output.remember(part, envelope, delivery, reply)
                 self.metrics.succeeded(task.name, elapsed)
         if error is not None:
             self._failed(part, pending, task, error, elapsed)
@@ -346,119 +340,11 @@ class TaskRuntime:
                 attempts, now + int(wait * 1000), delivery.first_failure or now, delivery.replay
             )
             topic, key, value = message.topic() or "", message.key(), message.value()
-            self._route(part, topic, key, value, retry, wait, message.headers())
-            self._remember(part, envelope, delivery, None)
+            self.output.route(part, topic, key, value, retry, wait, message.headers())
+            self.output.remember(part, envelope, delivery, None)
             self.metrics.retried(task.name)
             return
-        self._give_up(part, message, error, envelope, delivery, attempts)
-
-    # -- idempotency ----------------------------------------------------------------
-
-    def _seen(
-        self, part: TaskPartition, store: Any, envelope: TaskEnvelope, delivery: Delivery
-    ) -> bool:
-        """Whether this delivery of the task was handled already (its sender gets the
-        recorded reply again) or is running now."""
-        mark = (delivery.replay, delivery.attempts)
-        running = part.inflight_ids.get(envelope.id)
-        if running is not None and running >= mark:
-            return True
-        entry = store.get(envelope.id)
-        if entry is None or (entry["g"], entry["a"]) < mark:
-            return False
-        kept = entry.get("r")
-        if kept is not None:
-            self._reply(part, envelope, kept.encode())
-        self.metrics.skipped(envelope.task)
-        return True
-
-    def _remember(
-        self, part: TaskPartition, envelope: TaskEnvelope, delivery: Delivery, reply: bytes | None
-    ) -> None:
-        kept = reply.decode() if reply is not None and len(reply) <= _MAX_KEPT_REPLY else None
-        entry = {"g": delivery.replay, "a": delivery.attempts, "t": now_ms(), "r": kept}
-        name = self._stores[part.topic]
-        part.store(name).set(envelope.id, entry)
-        if self.exactly_once:
-            part.unsaved_writes.append((name, envelope.id, entry))
-
-    # -- output -------------------------------------------------------------------------
-
-    def _send(
-        self,
-        part: TaskPartition | None,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        headers: list[tuple[str, str | bytes]] | None,
-        partition: int = ANY_PARTITION,
-    ) -> None:
-        self.collector.send(topic, key, value, now_ms(), headers, partition)
-        if part is not None and self.exactly_once:
-            part.unsaved.append((topic, key, value, headers, partition))
-
-    def _reply(self, part: TaskPartition, envelope: TaskEnvelope, reply: bytes) -> None:
-        if envelope.reply is not None:
-            topic, partition = envelope.reply
-            self._send(part, topic, envelope.id.encode(), reply, None, partition)
-
-    def _route(
-        self,
-        part: TaskPartition | None,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        delivery: Delivery,
-        remaining: float,
-        headers: Iterable[tuple[str, str | bytes]] | None = None,
-    ) -> None:
-        """Send a task record on its way to ``topic``: through the delay tier for the time
-        it must still wait, or straight there when that is under a second."""
-        tier = tier_for(remaining)
-        if tier is None:
-            self._send(part, topic, key, value, delivery.headers(headers))
-            return
-        via = Delivery(
-            delivery.attempts, delivery.due, delivery.first_failure, delivery.replay, topic
-        )
-        self._send(part, delay_topic(self.app_id, tier), key, value, via.headers(headers))
-
-    def _give_up(
-        self,
-        part: TaskPartition,
-        message: ConsumedRecord,
-        error: BaseException,
-        envelope: TaskEnvelope,
-        delivery: Delivery,
-        attempts: int,
-    ) -> None:
-        """Dead-letter the task, tell its sender it failed, and remember that."""
-        self._dead_letter(part, message, error, envelope, attempts)
-        reply = failure_reply(envelope.id, envelope.task, error)
-        self._reply(part, envelope, reply)
-        self._remember(part, envelope, delivery, reply)
-
-    def _dead_letter(
-        self,
-        part: TaskPartition,
-        message: ConsumedRecord,
-        error: BaseException,
-        envelope: TaskEnvelope | None,
-        attempts: int,
-    ) -> None:
-        extra: list[tuple[str, str | bytes]] = [(HEADER_TRACEBACK, format_traceback(error))]
-        step = f"task({message.topic()})"
-        if envelope is not None:
-            step = f"task({envelope.task})"
-            extra += [
-                (HEADER_ID, envelope.id),
-                (HEADER_NAME, envelope.task),
-                (HEADER_ATTEMPTS, str(attempts)),
-            ]
-            self.metrics.dead_lettered(envelope.task)
-        headers = dead_letter_headers(message, error, step, extra)
-        self._send(part, self.collector.dlq_topic, message.key(), message.value(), headers)
-        self.collector.note_dead_letter(message, error, step)
+        self.output.give_up(part, message, error, envelope, delivery, attempts)
 
     # -- delay tiers --------------------------------------------------------------------
 
@@ -472,7 +358,7 @@ class TaskRuntime:
             return
         remaining = delivery.due / 1000.0 - now
         onward = Delivery(delivery.attempts, delivery.due, delivery.first_failure, delivery.replay)
-        self._route(
+        self.output.route(
             None,
             delivery.target,
             message.key(),
