@@ -8,7 +8,7 @@ partition for the checkpoint. Not thread-safe: the worker's thread only.
 
 from __future__ import annotations
 
-from millstream.kafka import TopicPartition
+from millstream.kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from millstream.processors.assigned import AssignedPartition, PartitionState
 from millstream.processors.state.changelog import ChangelogSend
 from millstream.processors.state.manager import StateManager
@@ -114,8 +114,19 @@ class OwnedPartitions:
                 found[(part.topic, part.partition)] = metadata
         return found
 
-    def rewinds(self, topic: str, partition: int) -> bool:
-        """Whether the partition's input goes back to its commit after an abort."""
+    def rewind(self, consumer: Consumer, timeout: float) -> None:
+        """Seek every assigned partition that rewinds after an abort to its committed
+        offset (or where its stores resume, when nothing was committed)."""
+        assigned = [tp for tp in consumer.assignment() if self._rewinds(tp.topic, tp.partition)]
+        if not assigned:
+            return
+        for tp in consumer.committed(assigned, timeout=timeout):
+            offset = tp.offset
+            if offset < 0:
+                offset = self.resume_offset(tp.topic, tp.partition) or OFFSET_BEGINNING
+            consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
+
+    def _rewinds(self, topic: str, partition: int) -> bool:
         part = self.assigned.get((topic, partition))
         return part is None or part.rewinds
 

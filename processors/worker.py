@@ -19,7 +19,6 @@ import time
 from millstream.config import Settings
 from millstream.errors import DeliveryError, ProducerFenced, TransactionError
 from millstream.kafka import (
-    OFFSET_BEGINNING,
     Consumer,
     Message,
     Producer,
@@ -76,15 +75,9 @@ class Worker:
         self._producer: Producer | None = None
         self.collector = RecordCollector(self.stats, topology.dlq_topic, topology.late_topic)
         self._partitions = OwnedPartitions(topology, None)
-        self.tasks = (
-            TaskRuntime(
-                topology.app_id,
-                task_steps(topology),
-                self.collector,
-                exactly_once=config.exactly_once,
-            )
-            if topology.tasks
-            else None
+        # Present in every worker: its hooks do nothing where no partition holds tasks.
+        self.tasks = TaskRuntime(
+            topology.app_id, task_steps(topology), self.collector, exactly_once=config.exactly_once
         )
         self._client_id = f"{topology.app_id}-{os.getpid()}"
         self._group_protocol = config.group_protocol
@@ -118,7 +111,7 @@ class Worker:
             gauges=lambda: {"assigned_partitions": float(len(self._partitions.assigned))},
             healthy=lambda: time.monotonic() - self._last_loop < 30,
             ready=lambda: bool(self._partitions.assigned) and not self._partitions.restoring,
-            extra=self.tasks.metrics if self.tasks is not None else None,
+            extra=self.tasks.metrics if self.topology.tasks else None,
         )
         # A worker on the main thread owns its process and tunes the collector for it;
         # one started on another thread leaves the application's settings alone.
@@ -132,8 +125,7 @@ class Worker:
                 self._shutdown()
                 if self._transactions is not None:
                     self._transactions.release()
-                if self.tasks is not None:
-                    self.tasks.close()
+                self.tasks.close()
                 self.telemetry.close()
         return self.stats
 
@@ -233,8 +225,7 @@ class Worker:
             on_revoke=self._on_revoke,
             on_lost=self._on_lost,
         )
-        if self.tasks is not None:
-            self.tasks.attach(self._consumer, self._partitions)
+        self.tasks.attach(self._consumer, self._partitions)
         log.info(
             "worker %s started in group %r on %s",
             self._client_id,
@@ -258,7 +249,7 @@ class Worker:
         assert self._consumer is not None and self._producer is not None
         consume, poll = self._consumer.consume, self._producer.poll
         batch_size, timeout = self.config.batch_size, self.config.poll_timeout
-        tables, tasks = self.topology.global_tables, self.tasks
+        tables, tasks = self.topology.global_tables, self.tasks if self.topology.tasks else None
         next_punctuation = time.monotonic() + PUNCTUATE_INTERVAL
         while not self._stop.is_set():
             self._last_loop = time.monotonic()
@@ -283,7 +274,7 @@ class Worker:
         """The next batch of a worker with tasks, without the wait for a full batch that
         ``consume`` makes: a waiting task sender waits for that too. While tasks run, an
         empty poll waits for their outcomes instead of for records."""
-        assert self._consumer is not None and self.tasks is not None
+        assert self._consumer is not None
         messages = self._consumer.consume(self.config.batch_size, 0)
         if messages:
             return messages
@@ -299,8 +290,7 @@ class Worker:
         try:
             if not (self._failed or self._fenced) and consumer is not None and producer:
                 self._consumer, self._producer = consumer, producer
-                if self.tasks is not None:
-                    self.tasks.drain(None, self.config.shutdown_timeout)
+                self.tasks.drain(None, self.config.shutdown_timeout)
                 self._commit()
                 self._consumer = self._producer = None
         finally:
@@ -380,21 +370,9 @@ class Worker:
         self.stats.aborts += 1
         self.collector.forget_failures()
         self._partitions.discard_uncommitted()
-        self._rewind(self._consumer)
+        self._partitions.rewind(self._consumer, self.settings.client_timeout)
         self._transactions.begin(self._producer)
-        if self.tasks is not None:
-            self.tasks.after_abort()
-
-    def _rewind(self, consumer: Consumer) -> None:
-        owned = self._partitions
-        assigned = [tp for tp in consumer.assignment() if owned.rewinds(tp.topic, tp.partition)]
-        if not assigned:
-            return
-        for tp in consumer.committed(assigned, timeout=self.settings.client_timeout):
-            offset = tp.offset
-            if offset < 0:
-                offset = owned.resume_offset(tp.topic, tp.partition) or OFFSET_BEGINNING
-            consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
+        self.tasks.after_abort()
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.stats.rebalances += 1
@@ -410,8 +388,7 @@ class Worker:
             # not run into its timeout while they do.
             self._commit()
         owned.take(partitions)
-        if self.tasks is not None:
-            self.tasks.assigned(consumer, partitions)
+        self.tasks.assigned(consumer, partitions)
         self.stats.restored_records = owned.restored_records
         consumer.incremental_assign(partitions)
 
@@ -420,19 +397,16 @@ class Worker:
         log.info("revoked %s", _describe(partitions))
         self._partitions.suspend(partitions)
         if not (self._failed or self._fenced) and partitions:
-            if self.tasks is not None:
-                self.tasks.drain(partitions, self.config.shutdown_timeout)
+            self.tasks.drain(partitions, self.config.shutdown_timeout)
             self._commit()
         self._partitions.release(partitions, lost=False)
-        if self.tasks is not None:
-            self.tasks.forget(partitions)
+        self.tasks.forget(partitions)
         consumer.incremental_unassign(partitions)
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.warning("lost %s without a commit; their new owners reprocess", _describe(partitions))
         self._partitions.release(partitions, lost=True)
-        if self.tasks is not None:
-            self.tasks.forget(partitions)
+        self.tasks.forget(partitions)
         consumer.incremental_unassign(partitions)
         if self.config.exactly_once and not self._fenced and self._consumer is not None:
             # The open transaction holds work of the lost partitions: it must not commit.
