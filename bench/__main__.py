@@ -125,11 +125,9 @@ def _pool_ok(item: str) -> bool:
 
 
 def run_tasks(tasks: TaskBench, families: tuple[str, ...], pools: tuple[str, ...]) -> None:
-    for contender in lineup(TASKS, families, pools):
-        print(f"{TASKS}: {contender.label} ...", file=sys.stderr)
-        result = tasks.run(contender)
-        rate = f"{result.rate:,.0f} tasks/s" if result.rate else ""
-        print(f"{TASKS}: {contender.label}: {result.status} {rate}", file=sys.stderr)
+    for result in tasks.run(lineup(TASKS, families, pools)):
+        rate = f"median {result.rate:,.0f} tasks/s" if result.rate else ""
+        print(f"{TASKS}: {result.label}: {result.status} {rate}", file=sys.stderr)
 
 
 def run(bench: Bench, scenarios: list[str], families: tuple[str, ...], repeat: int) -> None:

@@ -158,16 +158,21 @@ stopped after the row, also when the run fails or is interrupted. All traffic st
 
 ### How it is measured
 
-- **One at a time**: for each row a fresh worker process (and for Celery a fresh Redis),
-  then one client process per phase, started after the previous one ended:
-  1. **warm**: one round trip, waiting up to 180 s for the worker to be ready;
-  2. **throughput**, `--repeat` times (3): one untimed round trip, then `--tasks` sends
-     in a loop and a wait for every result in send order. **tasks/s** is the tasks over
-     the time from the first send to the last result; the table shows the median of the
-     runs with their range;
-  3. **latency**: one untimed round trip, then `--round-trips` sequential round trips
-     (send, wait for that result), each timed in the client with `time.perf_counter`:
-     **p50 / p99 / mean** over them (the p99 of 500 round trips is the 5th slowest).
+- **One client at a time**: each row gets a fresh worker process (and for Celery a fresh
+  Redis), started and warmed up in turn; then one client process per phase, each started
+  after the previous one ended, while the other rows' workers idle:
+  1. **warm**: one round trip, waiting up to 180 s for the worker to be ready (a client
+     that fails meanwhile, as while the worker still creates its topics, is started
+     again);
+  2. **throughput**, in `--repeat` rounds (3) that go round the rows (millstream, Celery,
+     millstream, ...) so that a busy spell of the machine falls on both: one untimed round
+     trip, then `--tasks` sends in a loop and a wait for every result in send order.
+     **tasks/s** is the tasks over the time from the first send to the last result; the
+     table shows the median of the runs with their range;
+  3. **latency**, once per row after the rounds: one untimed round trip, then
+     `--round-trips` sequential round trips (send, wait for that result), each timed in
+     the client with `time.perf_counter`: **p50 / p99 / mean** over them (the p99 of 500
+     round trips is the 5th slowest).
 - **worker CPU us/task**: user + system CPU time of the worker and every process in its
   session (a prefork pool's children too), read from `/proc` before and after each
   throughput client process, over the tasks of that run (the client's start-up and its
@@ -178,7 +183,8 @@ stopped after the row, also when the run fails or is interrupted. All traffic st
 - **worker memory MB**: proportional set size (`Pss` of `/proc/<pid>/smaps_rollup`),
   summed over the worker's processes after the last throughput run; pages that forked
   children share with their parent count once.
-- **startup s**: worker process start until the warm round trip returned.
+- **startup s**: worker process start until the warm round trip returned (the client's
+  interpreter start and imports included).
   **load**: the machine's 1-minute load average when the row finished.
 - **Bounded waits**: a throughput run stops after `--time-limit` s (120; its rate then
   covers the results that came, marked `*`), a round trip after 10 s, the warm-up after
