@@ -94,9 +94,11 @@ class TaskPartition(AssignedPartition):
         super().__init__(topic, partition, stores, purgeable=purgeable)
         self.completions: Completions | None = None
         self._keys: dict[bytes | None, _KeyQueue] = {}
-        self._ready: deque[bytes | None] = deque()
+        #: Keys whose head task may start once its task has a free slot, by task name.
+        self._ready: dict[str, deque[bytes | None]] = {}
         self._timers: list[tuple[float, int, bytes | None]] = []
         self.running: dict[int, Running] = {}
+        #: Slots taken, by task name (a timed-out sync attempt keeps its slot).
         self.running_by_task: dict[str, int] = {}
         self.inflight_ids: dict[str, tuple[int, int]] = {}
         #: Tasks taken from the topic and not finished (waiting or running).
@@ -134,7 +136,7 @@ class TaskPartition(AssignedPartition):
             pending.delivery.attempts,
         )
         if len(queue.waiting) == 1 and not queue.running:
-            self._ready.append(pending.key)
+            self._make_ready(pending.key, pending)
 
     def done(self, offset: int) -> None:
         """The record at ``offset`` needs nothing more (finished, skipped or dead-lettered)."""
@@ -150,33 +152,38 @@ class TaskPartition(AssignedPartition):
 
     # -- dispatch --------------------------------------------------------------------
 
-    def runnable(self, now: float, may_start: Callable[[Pending], bool]) -> list[Pending]:
-        """Tasks that may start now, taken off their queues: the head of each key that
-        is not running, is due, and whose task has a free slot (``may_start``)."""
+    def runnable(self, now: float, slots: Callable[[str], int]) -> list[Pending]:
+        """Tasks that may start now, taken off their queues, each with a slot taken: the
+        heads of keys not running and due, while their task has a free slot
+        (``slots(name)`` is its concurrency). Costs what it starts, not what waits."""
         timers = self._timers
         while timers and timers[0][0] <= now:
             _, _, key = heapq.heappop(timers)
-            self._ready.append(key)
-        started: list[Pending] = []
-        blocked: list[bytes | None] = []
-        ready = self._ready
-        while ready:
-            key = ready.popleft()
             queue = self._keys.get(key)
-            if queue is None or queue.running or not queue.waiting:
-                continue
-            head = queue.waiting[0]
-            if head.due > now:
-                heapq.heappush(timers, (head.due, head.offset, key))
-                continue
-            if not may_start(head):
-                blocked.append(key)
-                continue
-            queue.waiting.popleft()
-            queue.running = True
-            started.append(head)
-        ready.extend(blocked)
+            if queue is not None and queue.waiting and not queue.running:
+                self._make_ready(key, queue.waiting[0])
+        started: list[Pending] = []
+        for name, ready in self._ready.items():
+            free = slots(name) - self.running_by_task.get(name, 0)
+            while free > 0 and ready:
+                key = ready.popleft()
+                queue = self._keys.get(key)
+                if queue is None or queue.running or not queue.waiting:
+                    continue
+                head = queue.waiting[0]
+                if head.due > now:
+                    heapq.heappush(timers, (head.due, head.offset, key))
+                    continue
+                queue.waiting.popleft()
+                queue.running = True
+                started.append(head)
+                free -= 1
+                self.running_by_task[name] = self.running_by_task.get(name, 0) + 1
         return started
+
+    def free_slot(self, name: str) -> None:
+        """An attempt of task ``name`` returned (or never started): its slot is free."""
+        self.running_by_task[name] -= 1
 
     def next_timer(self) -> float | None:
         return self._timers[0][0] if self._timers else None
@@ -190,9 +197,15 @@ class TaskPartition(AssignedPartition):
             return
         queue.running = False
         if queue.waiting:
-            self._ready.append(pending.key)
+            self._make_ready(pending.key, queue.waiting[0])
         else:
             del self._keys[pending.key]
+
+    def _make_ready(self, key: bytes | None, head: Pending) -> None:
+        ready = self._ready.get(head.envelope.task)
+        if ready is None:
+            ready = self._ready[head.envelope.task] = deque()
+        ready.append(key)
 
     def drop_waiting(self) -> int:
         """Forget the tasks not started (the partition is being given up); returns how many."""

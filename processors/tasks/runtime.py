@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from millstream.errors import (
@@ -69,7 +69,6 @@ class TaskRuntime:
         self._tasks: dict[str, dict[str, AnyTask]] = {}
         self._tiers: dict[str, float] = {}
         self._delays: dict[tuple[str, int], float] = {}
-        self._running_by_task: dict[str, int] = {}
         #: Partitions this runtime paused on the consumer.
         self._paused: set[tuple[str, int]] = set()
         for step in steps:
@@ -136,7 +135,7 @@ class TaskRuntime:
         for part in self._task_partitions():
             self._time_out(part, now)
             if start:
-                for pending in part.runnable(now, self._may_start):
+                for pending in part.runnable(now, self._slots(part)):
                     self._start(part, pending)
             self._flow(part)
         for (topic, partition), until in list(self._delays.items()):
@@ -241,21 +240,21 @@ class TaskRuntime:
 
     # -- running ------------------------------------------------------------------------
 
-    def _may_start(self, pending: Pending) -> bool:
-        """Whether the task has a free slot; if so, the slot is taken for it."""
-        task = self._task(pending)
-        running = self._running_by_task.get(task.name, 0)
-        if running >= task.concurrency:
-            return False
-        self._running_by_task[task.name] = running + 1
-        return True
+    def _slots(self, part: TaskPartition) -> Callable[[str], int]:
+        tasks = self._tasks[part.topic]
+
+        def slots(name: str) -> int:
+            task = tasks.get(name)
+            return task.concurrency if task is not None else 1
+
+        return slots
 
     def _start(self, part: TaskPartition, pending: Pending) -> None:
         task, envelope = self._task(pending), pending.envelope
         try:
             bound = task.bind(envelope.args, envelope.kwargs)
         except TaskArgumentsError as exc:
-            self._running_by_task[task.name] -= 1
+            part.free_slot(task.name)
             delivery = pending.delivery
             self.output.give_up(part, pending.message, exc, envelope, delivery, delivery.attempts)
             part.done(pending.offset)
@@ -280,7 +279,7 @@ class TaskRuntime:
     def _finished(self, running: Running, result: Any, error: BaseException | None) -> None:
         pending, part = running.pending, running.part
         task = self._task(pending)
-        self._running_by_task[task.name] -= 1
+        part.free_slot(task.name)
         elapsed = time.monotonic() - running.started
         if not self._owns(part) or running.abandoned:
             part.running.pop(pending.offset, None)
