@@ -22,7 +22,13 @@ from typing import Any, Generic, TypeVar
 import orjson
 
 from millstream.config import Settings
-from millstream.errors import DeliveryError, KafkaError, TaskFailed, TaskTimeout
+from millstream.errors import (
+    DeliveryError,
+    KafkaError,
+    TaskFailed,
+    TaskTimeout,
+    TopicNotFoundError,
+)
 from millstream.kafka import (
     Consumer,
     TopicAdmin,
@@ -324,6 +330,11 @@ class TaskClient:
             return
         admin = TopicAdmin(self.settings)
         if topic not in admin.partition_counts():
+            if not self.settings.auto_create_topics:
+                raise TopicNotFoundError(
+                    f"topic {topic!r} does not exist and MILLSTREAM_AUTO_CREATE_TOPICS is off: "
+                    "start a worker of the app first, or create it (millstream topics create)"
+                )
             config = {"retention.ms": str(retention_ms)} if retention_ms else {}
             admin.create([TopicSpec(topic, partitions, None, config)])
         self._ready.add(topic)
