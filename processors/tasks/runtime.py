@@ -221,6 +221,14 @@ class TaskRuntime:
                 part.done(offset)
                 continue
             due = delivery.due / 1000.0
+            if due - time.time() >= 1.0:
+                # Not due for a while (sent here directly, or clocks disagree): it waits
+                # in the delay tiers, not in this partition's memory.
+                topic, key, value = message.topic() or "", message.key(), message.value()
+                wait = due - time.time()
+                self.output.route(part, topic, key, value, delivery, wait, message.headers())
+                part.done(offset)
+                continue
             part.add(Pending(offset, message.key(), envelope, delivery, message, due, now))
             self.metrics.queued(envelope.task)
 

@@ -377,3 +377,18 @@ def test_a_partition_with_too_many_tasks_in_memory_pauses_until_half_are_done(
     families = {f.name: f for f in h.runtime.metrics.collect()}
     [succeeded] = families["millstream_tasks_succeeded"].samples[:1]
     assert succeeded.labels == {"app_id": "shop", "task": "gated"} and succeeded.value == 12
+
+
+def test_a_task_not_due_for_a_while_goes_back_through_the_delay_tiers(app: App) -> None:
+    @app.task(partitions=1)
+    def later() -> None: ...
+
+    h = Harness(app)
+    due = int(time.time() * 1000) + 90_000
+    h.send("later", task_id="t-1", delivery=Delivery(due=due))
+    h.feed("shop-task-later")
+    [waiting] = h.records("shop-delay-1m")
+    headers = h.headers(waiting)
+    assert headers["millstream.task.due"] == str(due)
+    assert headers["millstream.task.topic"] == "shop-task-later"
+    assert h.partition("shop-task-later").commit_point() == (1, "")
