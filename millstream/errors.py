@@ -23,6 +23,7 @@ code that raises it moves::
     ├── ProcessingError             a pipeline step failed (wraps user errors)
     ├── IllegalTransition           a partition's lifecycle was broken (a bug in millstream)
     ├── LateRecord                  the reason a late record went to the late topic
+    ├── SinkBackpressure            a sink's destination cannot take writes now (retry_after)
     └── TaskError                   a task could not be run, or did not succeed
         ├── TaskFailed              the task raised (carries the remote type, message, traceback)
         ├── TaskTimeout             no result in time, or an attempt ran past its timeout
@@ -46,6 +47,7 @@ __all__ = [
     "ProcessingError",
     "ProducerFenced",
     "SerializationError",
+    "SinkBackpressure",
     "TaskArgumentsError",
     "TaskError",
     "TaskFailed",
@@ -161,6 +163,19 @@ class LateRecord(MillstreamError):
     ``millstream.errors.LateRecord``). A record is late when the stream time of its
     partition has passed the end of its window plus the grace period.
     """
+
+
+class SinkBackpressure(MillstreamError):
+    """A sink's destination cannot take writes for now (down, overloaded, full).
+
+    Raised by :meth:`Sink.write` or :meth:`Sink.flush`; ``retry_after`` is how many
+    seconds the sink suggests waiting. Nothing written since the last checkpoint is
+    lost: it is written again once the destination is back.
+    """
+
+    def __init__(self, message: str, *, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class TaskError(MillstreamError):

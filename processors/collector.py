@@ -18,6 +18,7 @@ from millstream.errors import DeliveryError, LateRecord
 from millstream.kafka import ANY_PARTITION, ConsumedRecord, Producer, produce_when_room
 from millstream.processors.dead_letters import dead_letter_headers
 from millstream.processors.worker_config import WorkerStats
+from millstream.sinks.base import SinkRecord
 
 log = logging.getLogger("millstream.dlq")
 
@@ -98,6 +99,12 @@ class RecordCollector:
         """Send ``message`` to the dead-letter topic because ``step`` raised ``error``."""
         self._reroute(message, error, step, self.dlq_topic)
         self.note_dead_letter(message, error, step)
+
+    def sink_dead_letter(self, record: SinkRecord, error: BaseException) -> None:
+        """Send a record a sink's destination refused for good to the dead-letter topic."""
+        if record.source is None:
+            raise error
+        self.dead_letter(record.source, error, "sink")
 
     def note_dead_letter(self, message: ConsumedRecord, error: BaseException, step: str) -> None:
         """Count (and now and then log) a dead letter its step sent itself."""

@@ -208,7 +208,7 @@ class SinkStep(Step):
 
     def process(self, rows: list[Row], part: AssignedPartition) -> None:
         records = [
-            SinkRecord(k, v, ts, msg.topic(), msg.partition(), msg.offset())
+            SinkRecord(k, v, ts, msg.topic(), msg.partition(), msg.offset(), msg)
             for k, v, ts, msg in rows
         ]
         self.sink.write(records)

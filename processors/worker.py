@@ -205,7 +205,9 @@ class Worker:
             else None
         )
         self._partitions = OwnedPartitions(topology, state)
-        context = SinkContext(topology.app_id, self.settings, self._producer)
+        context = SinkContext(
+            topology.app_id, self.settings, self._producer, self.collector.sink_dead_letter
+        )
         for sink in topology.sinks:
             sink.open(context)
         for roots in topology.sources.values():

@@ -5,17 +5,24 @@ A worker hands a sink its records in batches with :meth:`Sink.write`, and calls
 A sink must make every written record durable by the time ``flush`` returns, or
 raise; if it raises, the offsets are not committed and the records are
 processed again after a restart (at-least-once).
+
+Two failures are the sink's to tell apart. A destination that cannot take writes
+for now (a database down, HTTP 503, a full disk) raises
+:class:`~millstream.errors.SinkBackpressure` with a ``retry_after``: nothing is lost,
+the records are written again later. A record the destination refuses for good (a
+constraint violation, HTTP 4xx) goes to ``context.dead_letter(record, error)``, with
+its reason, and the rest of the batch goes on.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from millstream.config import Settings
-from millstream.kafka import Producer
+from millstream.kafka import ConsumedRecord, Producer
 
 
 class SinkRecord(NamedTuple):
@@ -27,6 +34,16 @@ class SinkRecord(NamedTuple):
     topic: str
     partition: int
     offset: int
+    #: The consumed message it comes from (its original bytes go to the DLQ).
+    source: ConsumedRecord | None = None
+
+
+#: Where a sink sends a record its destination refuses for good: (record, reason).
+DeadLetter = Callable[[SinkRecord, BaseException], None]
+
+
+def _raise(record: SinkRecord, error: BaseException) -> None:
+    raise error
 
 
 @dataclass(frozen=True)
@@ -36,6 +53,8 @@ class SinkContext:
     app_id: str
     settings: Settings
     producer: Producer
+    #: Sends a refused record to the app's dead-letter topic (without a worker: raises).
+    dead_letter: DeadLetter = field(default=_raise)
 
 
 class Sink(ABC):

@@ -84,7 +84,13 @@ class TestDriver:
         self._owned = OwnedPartitions(topology, state)
         self._checkpoint = Checkpoint(interval=0.0)
         for sink in topology.sinks:
-            sink.open(SinkContext(topology.app_id, app.settings, producer))  # type: ignore[arg-type]
+            context = SinkContext(
+                topology.app_id,
+                app.settings,
+                producer,  # type: ignore[arg-type]
+                self.collector.sink_dead_letter,
+            )
+            sink.open(context)
         for roots in topology.sources.values():
             for root in roots:
                 root.bind(self.collector)

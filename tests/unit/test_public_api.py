@@ -78,6 +78,7 @@ def test_errors() -> None:
         "ProcessingError",
         "ProducerFenced",
         "SerializationError",
+        "SinkBackpressure",
         "TaskArgumentsError",
         "TaskError",
         "TaskFailed",
