@@ -37,6 +37,7 @@ _HELP = {
     "rebalances": "Partition assignments and revocations seen.",
     "commits": "Checkpoints that committed offsets.",
     "aborts": "Transactions aborted (exactly-once).",
+    "sink_pauses": "Times a sink could not write and input was paused (backpressure).",
 }
 
 

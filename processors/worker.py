@@ -17,7 +17,7 @@ import threading
 import time
 
 from millstream.config import Settings
-from millstream.errors import DeliveryError, ProducerFenced, TransactionError
+from millstream.errors import DeliveryError, ProducerFenced, SinkBackpressure, TransactionError
 from millstream.kafka import (
     Consumer,
     Message,
@@ -27,6 +27,7 @@ from millstream.kafka import (
     make_consumer,
     make_producer,
 )
+from millstream.processors.backpressure import SinkOutage, pause_input
 from millstream.processors.batches import partition_runs
 from millstream.processors.checkpoint import Checkpoint, TransactionalCheckpoint
 from millstream.processors.collector import RecordCollector
@@ -82,6 +83,7 @@ class Worker:
         self._client_id = f"{topology.app_id}-{os.getpid()}"
         self._group_protocol = config.group_protocol
         self._last_loop = time.monotonic()
+        self._outage = SinkOutage()
         self._next_purge = time.monotonic() + PURGE_INTERVAL
         self._admin: TopicAdmin | None = None
         self.telemetry = WorkerTelemetry(settings, topology.app_id, self._client_id)
@@ -259,7 +261,10 @@ class Worker:
                 table.poll()
             messages = consume(batch_size, timeout) if tasks is None else self._task_batch()
             if messages:
-                self._process(messages)
+                try:
+                    self._process(messages)
+                except SinkBackpressure as exc:
+                    self._outage.signal(exc)
             if tasks is not None:
                 tasks.tick()
             poll(0)
@@ -271,6 +276,8 @@ class Worker:
                 next_punctuation = now + PUNCTUATE_INTERVAL
             if self.checkpoint.due():
                 self._commit()
+            if self._outage.pending is not None:
+                self._back_off()
 
     def _task_batch(self) -> list[Message]:
         """The next batch of a worker with tasks, without the wait for a full batch that
@@ -337,10 +344,16 @@ class Worker:
             return
         try:
             self.checkpoint.commit(consumer, self.collector, self._partitions, self.topology.sinks)
+        except SinkBackpressure as exc:
+            log.warning("checkpoint not committed: %s", exc)
+            self._outage.signal(exc)
+            return
         except (TransactionError, DeliveryError) as exc:
             if not self.config.exactly_once:
                 raise
             self._abort(exc)
+        else:
+            self._outage.recovered()
         self.stats.commits = self.checkpoint.commits
         if time.monotonic() >= self._next_purge:
             self._purge_repartition_topics()
@@ -355,6 +368,26 @@ class Worker:
                 self._admin.purge(offsets)
             except Exception as exc:
                 log.warning("could not purge repartition records: %s", exc)
+
+    def _back_off(self) -> None:
+        """A sink cannot write: go back to the last commit, pause input, go on
+        (processors/backpressure.py)."""
+        assert self._consumer is not None
+        pressure, wait = self._outage.take()
+        self.stats.sink_pauses += 1
+        log.warning(
+            "a sink cannot write (%s): back to the last commit, input paused for %.1fs",
+            pressure,
+            wait,
+        )
+        if self._transactions is not None:
+            self._abort(pressure)
+        else:
+            for sink in self.topology.sinks:
+                sink.discard()
+            self._partitions.discard_uncommitted()
+            self._partitions.rewind(self._consumer, self.settings.client_timeout)
+        pause_input(self._consumer, wait, self._stop, self.tasks.paused)
 
     def _abort(self, cause: Exception) -> None:
         """Abort the open transaction and rewind to the last committed state and offsets.
@@ -371,6 +404,8 @@ class Worker:
             raise
         self.stats.aborts += 1
         self.collector.forget_failures()
+        for sink in self.topology.sinks:
+            sink.discard()
         self._partitions.discard_uncommitted()
         self._partitions.rewind(self._consumer, self.settings.client_timeout)
         self._transactions.begin(self._producer)

@@ -34,6 +34,8 @@ class WorkerStats:
     rebalances: int = 0
     aborts: int = 0
     commits: int = 0
+    #: Times a sink signalled backpressure and input was paused.
+    sink_pauses: int = 0
 
 
 def group_protocol_config(protocol: str) -> dict[str, Any]:

@@ -71,5 +71,10 @@ class Sink(ABC):
     def flush(self) -> None:
         """Make every record written so far durable, or raise."""
 
+    def discard(self) -> None:  # noqa: B027 - optional hook
+        """Forget what was written since the last successful :meth:`flush`: the worker
+        goes back to its last commit and writes those records again (after a
+        backpressure signal, or an aborted transaction)."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources. Called after the last flush on shutdown."""

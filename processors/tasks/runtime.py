@@ -94,6 +94,11 @@ class TaskRuntime:
         self.runner.close()
 
     @property
+    def paused(self) -> frozenset[tuple[str, int]]:
+        """The partitions this runtime holds paused (delay tiers, back-pressure)."""
+        return frozenset(self._paused)
+
+    @property
     def busy(self) -> bool:
         """Whether tasks are running or waiting: the worker then polls briefly."""
         return any(p.buffered for p in self._task_partitions())
