@@ -49,8 +49,6 @@ log = logging.getLogger("millstream.worker")
 
 PUNCTUATE_INTERVAL = 0.5
 PURGE_INTERVAL = 30.0
-#: Longest wait for a task outcome while tasks run and no records came.
-TASK_WAIT = 0.005
 
 
 class Worker:
@@ -259,7 +257,11 @@ class Worker:
             self._last_loop = time.monotonic()
             for table in tables:
                 table.poll()
-            messages = consume(batch_size, timeout) if tasks is None else self._task_batch()
+            messages = (
+                consume(batch_size, timeout)
+                if tasks is None
+                else tasks.next_batch(self._consumer, batch_size, timeout)
+            )
             if messages:
                 try:
                     self._process(messages)
@@ -278,20 +280,6 @@ class Worker:
                 self._commit()
             if self._outage.pending is not None:
                 self._back_off()
-
-    def _task_batch(self) -> list[Message]:
-        """The next batch of a worker with tasks, without the wait for a full batch that
-        ``consume`` makes: a waiting task sender waits for that too. While tasks run, an
-        empty poll waits for their outcomes instead of for records."""
-        assert self._consumer is not None
-        messages = self._consumer.consume(self.config.batch_size, 0)
-        if messages:
-            return messages
-        if self.tasks.busy:
-            self.tasks.wait(TASK_WAIT)
-            return []
-        first = self._consumer.poll(self.config.poll_timeout)
-        return [first] if first is not None else []
 
     def _shutdown(self) -> None:
         consumer, producer = self._consumer, self._producer

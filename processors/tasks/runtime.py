@@ -22,7 +22,7 @@ from millstream.errors import (
     TaskNotFoundError,
     TaskTimeout,
 )
-from millstream.kafka import ConsumedRecord, Consumer, TopicPartition
+from millstream.kafka import ConsumedRecord, Consumer, Message, TopicPartition
 from millstream.processors.assigned import AssignedPartition
 from millstream.processors.collector import RecordCollector
 from millstream.processors.partitions import OwnedPartitions
@@ -42,6 +42,9 @@ from millstream.processors.tasks.runner import TaskInfo, TaskRunner
 from millstream.processors.tasks.steps import DelayStep, TaskStep
 
 log = logging.getLogger("millstream.tasks")
+
+#: Longest wait for a task outcome while tasks run and no records came.
+TASK_WAIT = 0.005
 
 
 class TaskRuntime:
@@ -102,6 +105,19 @@ class TaskRuntime:
     def busy(self) -> bool:
         """Whether tasks are running or waiting: the worker then polls briefly."""
         return any(p.buffered for p in self._task_partitions())
+
+    def next_batch(self, consumer: Consumer, size: int, timeout: float) -> list[Message]:
+        """The next batch of a worker with tasks, without the wait for a full batch that
+        ``consume`` makes: a waiting task sender waits for that too. While tasks run, an
+        empty poll waits for their outcomes (up to :data:`TASK_WAIT`) instead."""
+        messages = consumer.consume(size, 0)
+        if messages:
+            return messages
+        if self.busy:
+            self.wait(TASK_WAIT)
+            return []
+        first = consumer.poll(timeout)
+        return [first] if first is not None else []
 
     def wait(self, timeout: float) -> None:
         """Block until an outcome arrives or ``timeout`` passes."""
