@@ -209,8 +209,11 @@ class TaskPartition(AssignedPartition):
 
     def drop_waiting(self) -> int:
         """Forget the tasks not started (the partition is being given up); returns how many."""
-        dropped = sum(len(q.waiting) for q in self._keys.values())
+        dropped = 0
         for queue in self._keys.values():
+            dropped += len(queue.waiting)
+            for pending in queue.waiting:
+                self.inflight_ids.pop(pending.envelope.id, None)
             queue.waiting.clear()
         self._ready.clear()
         self._timers.clear()
