@@ -137,7 +137,7 @@ scripts/bench tasks --contenders millstream      # no Celery, no Redis
 The script installs Celery (`celery[redis]==5.6.3` and `redis`) into its own virtualenv
 under `.local/bench/celery` on first use, and Debian's `redis-server` with `apt-get` when
 `/usr/bin/redis-server` is missing. Each Celery row gets a redis-server of its own, started
-on a free port of 127.0.0.1 (its directory and log under `.local/bench/runs/<id>/redis/`),
+on a free port of 127.0.0.1 (its directory and log under `.local/bench/redis/<id>/`),
 stopped after the row, also when the run fails or is interrupted. All traffic stays on
 127.0.0.1.
 

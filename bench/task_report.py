@@ -102,8 +102,9 @@ def _section(
         f"- Redis (Celery): Debian's redis-server {redis} on a free 127.0.0.1 port, no "
         'persistence (`--save "" --appendonly no`), a fresh one for each Celery row',
         *(f"- {family}: {text}" for family, text in env.contenders.items()),
-        f"- Counts: {config.tasks:,} tasks per throughput run, {runs} run(s) per contender "
-        f"(the median, with the range); {config.round_trips:,} sequential round trips",
+        f"- Counts: {config.tasks:,} tasks per throughput run, {runs} "
+        f"run{'s' if runs > 1 else ''} per contender (the median, with the range); "
+        f"{config.round_trips:,} sequential round trips",
         "",
         "### Results",
         "",
@@ -113,7 +114,8 @@ def _section(
     for result in results:
         cells = _cells(result, ratios.get((result.scenario, result.contender), []))
         lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
-    lines += ["", *notes(results, "- \\*"), "", "### Targets", ""]
+    starred = notes(results, "- \\*")
+    lines += ["", *starred, *([""] if starred else []), "### Targets", ""]
     found = targets(results)
     lines += [f"- **{verdict}** {label}: {text}" for label, text, verdict in found] or ["- none"]
     lines += ["", "### Chart", "", f"![tasks](benchmarks/{chart.name})"]
@@ -153,7 +155,7 @@ def write_task_chart(directory: Path, results: list[Result]) -> Path:
     left.set_xlim(0, max([*rates, *(x for r in results for x in r.runs), 1.0]) * 1.35)
     left.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x:,.0f}"))
     left.set_xlabel("tasks/s, send to completion")
-    left.set_title(f"throughput ({results[0].records:,} no-op tasks)")
+    left.set_title(f"throughput ({results[0].records:,} no-op tasks per run)")
     height = 0.38
     for offset, name, color in ((-height / 2, "p50", "#7fb0dc"), (height / 2, "p99", "#1d4f7c")):
         values = [(r.p50_ms if name == "p50" else r.p99_ms) or 0.0 for r in results]

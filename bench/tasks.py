@@ -71,6 +71,8 @@ class TaskBench:
         self.config = config
         self.repeat = repeat
         self.results: list[Result] = []
+        #: The run's Redis servers: one directory per port, holding its log.
+        self.redis_dir = config.root / ".local" / "bench" / "redis" / config.run_dir.name
 
     def run(self, contenders: list[Contender]) -> list[Result]:
         """Measure ``contenders``; their rows (also appended to ``results``) have a status
@@ -99,7 +101,7 @@ class TaskBench:
                 contender.family, self.config.root, self.config.millstream_ref
             )
             if contender.family == "celery":
-                redis = stack.enter_context(RedisServer(self.config.run_dir / "redis"))
+                redis = stack.enter_context(RedisServer(self.redis_dir))
                 queue.redis = redis.url().rsplit("/", 1)[0]
             queue.worker = stack.enter_context(self._worker(queue.python, contender, queue.redis))
             self._warm(queue)

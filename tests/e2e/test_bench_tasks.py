@@ -74,5 +74,6 @@ def test_bench_tasks_prints_a_row_per_queue_and_stops_redis(bootstrap_servers: s
         assert number(cells[3]) > 0, f"{label} has no round-trip latency: {cells}"
     run_dir = re.search(r"logs and results.json: (\S+)", done.stderr)
     assert run_dir, done.stderr[-3000:]
-    assert (Path(run_dir.group(1)) / "redis").is_dir()
-    assert redis_servers_under(Path(run_dir.group(1))) == []
+    redis_dir = ROOT / ".local" / "bench" / "redis" / Path(run_dir.group(1)).name
+    assert any(redis_dir.glob("*/redis.log")), f"no redis-server ran under {redis_dir}"
+    assert redis_servers_under(redis_dir) == []
