@@ -128,7 +128,7 @@ TASKS_METHOD = """
 ### How to run
 
 ```
-scripts/bench tasks                              # millstream and Celery (a few minutes)
+scripts/bench tasks                              # millstream and Celery (~5 min here)
 scripts/bench tasks --tasks 5000 --round-trips 200 --repeat 1   # smaller
 scripts/bench tasks --celery-pools prefork:2,threads:16         # more Celery rows
 scripts/bench tasks --contenders millstream      # no Celery, no Redis
