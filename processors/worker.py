@@ -49,6 +49,8 @@ log = logging.getLogger("millstream.worker")
 
 PUNCTUATE_INTERVAL = 0.5
 PURGE_INTERVAL = 30.0
+#: The producer's linger.ms in an app with tasks (replies wait for it).
+TASK_LINGER_MS = 1
 
 
 class Worker:
@@ -186,6 +188,8 @@ class Worker:
             on_delivery=self.collector.on_delivery,
             **{
                 "delivery.report.only.error": True,
+                # A task's sender waits for its reply: send after 1 ms, not 5.
+                **({"linger.ms": TASK_LINGER_MS} if topology.tasks else {}),
                 **(self._transactions.producer_config() if self._transactions else {}),
                 **config.producer_config,
             },
