@@ -2,6 +2,7 @@
 
 from millstream.sinks.base import Sink, SinkContext, SinkRecord
 from millstream.sinks.kafka import KafkaSink
+from millstream.sinks.postgres import PostgresSink
 from millstream.sinks.stdout import StdoutSink
 
-__all__ = ["KafkaSink", "Sink", "SinkContext", "SinkRecord", "StdoutSink"]
+__all__ = ["KafkaSink", "PostgresSink", "Sink", "SinkContext", "SinkRecord", "StdoutSink"]

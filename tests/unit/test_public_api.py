@@ -93,6 +93,7 @@ def test_errors() -> None:
 def test_sinks() -> None:
     assert _exported(millstream.sinks) == {
         "KafkaSink",
+        "PostgresSink",
         "Sink",
         "SinkContext",
         "SinkRecord",
