@@ -99,7 +99,19 @@ class PostgresSink(Sink):
     # -- the sink contract ---------------------------------------------------------
 
     def open(self, context: SinkContext) -> None:
+        """Connect once, so that a DSN that can never work fails the worker at startup.
+
+        Raises:
+            ConfigurationError: the server refuses the credentials, or the database or
+                role does not exist (a server that is down is backpressure later).
+        """
         self.context = context
+        try:
+            self._connect()
+        except psycopg.Error as exc:
+            self._disconnect()
+            if _misconfigured(exc):
+                raise ConfigurationError("dsn", f"{self._server}: {_first_line(exc)}") from exc
 
     def write(self, records: Sequence[SinkRecord]) -> None:
         """Buffer ``records``; flushes when :data:`FLUSH_AT` records wait."""
@@ -124,6 +136,8 @@ class PostgresSink(Sink):
             except psycopg.Error as exc:
                 broken = self._conn is None or self._conn.broken or self._conn.closed
                 self._disconnect()
+                if _misconfigured(exc):
+                    raise ConfigurationError("dsn", f"{self._server}: {_first_line(exc)}") from exc
                 if not _unavailable(exc):
                     raise
                 if attempt > 0 or not (reused and broken):
@@ -227,6 +241,29 @@ class PostgresSink(Sink):
             half = len(rows) // 2
             self._insert_bisecting(conn, table, columns, records[:half], rows[:half], refused)
             self._insert_bisecting(conn, table, columns, records[half:], rows[half:], refused)
+
+
+#: What PostgreSQL says to a connection that will never work: waiting does not help.
+_NEVER = (
+    "password authentication failed",
+    "no pg_hba.conf entry",
+    "does not exist",
+    "authentication failed",
+)
+
+
+def _misconfigured(exc: BaseException) -> bool:
+    """True for a refused login or an unknown database or role."""
+    sqlstate = getattr(exc, "sqlstate", None)
+    if sqlstate in ("28P01", "28000", "3D000"):
+        return True
+    text = str(exc)
+    return isinstance(exc, psycopg.OperationalError) and any(m in text for m in _NEVER)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
 
 
 def _unavailable(exc: BaseException) -> bool:

@@ -296,3 +296,12 @@ def test_refused_rows_go_to_the_dead_letters_with_the_reason_and_the_rest_is_wri
     assert isinstance(dict(((r.offset, e) for r, e in dead_letters))[5000], SerializationError)
     good = [(i, v["qty"], v["amount"]) for i, v in enumerate(values) if i not in bad]
     assert query(postgres.dsn, f"SELECT id, qty, amount FROM {table} ORDER BY _offset") == good
+
+
+def test_a_dsn_that_can_never_work_fails_at_open_naming_the_setting(
+    postgres: PostgresServer, opened: Opener
+) -> None:
+    wrong_database = postgres.dsn.replace("dbname=postgres", "dbname=no_such_db")
+    assert wrong_database != postgres.dsn
+    with pytest.raises(ConfigurationError, match="'dsn'.*no_such_db"):
+        opened(PostgresSink(wrong_database, "payments"))
