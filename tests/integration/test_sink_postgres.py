@@ -303,5 +303,5 @@ def test_a_dsn_that_can_never_work_fails_at_open_naming_the_setting(
 ) -> None:
     wrong_database = postgres.dsn.replace("dbname=postgres", "dbname=no_such_db")
     assert wrong_database != postgres.dsn
-    with pytest.raises(ConfigurationError, match="'dsn'.*no_such_db"):
+    with pytest.raises(ConfigurationError, match=r"'dsn'.*no_such_db"):
         opened(PostgresSink(wrong_database, "payments"))
