@@ -92,6 +92,10 @@ def test_a_worker_writes_200k_records_from_kafka_into_the_table_exactly(
     assert stats.dead_letters == 0
 
 
+#: How long PostgreSQL is down in the outage test, in seconds.
+OUTAGE = 30
+
+
 def test_a_worker_rides_out_a_postgresql_outage_and_the_table_is_the_input(
     postgres: PostgresServer, table: str, names: Names, settings: Settings, bootstrap_servers: str
 ) -> None:
@@ -106,11 +110,17 @@ def test_a_worker_rides_out_a_postgresql_outage_and_the_table_is_the_input(
 
         wait_for(lambda: written() >= count // 2, 60, "the first half", observed=written)
         postgres.stop()
+        stopped = time.monotonic()
         produce_payments(settings, names.source, range(count // 2, count))
+        # PostgreSQL stays down for OUTAGE seconds; the worker must live through them.
         wait_for(
-            lambda: worker.running() and worker.worker.stats.sink_pauses >= 2,
-            60,
-            "the worker to meet the outage twice",
+            lambda: (
+                worker.running()
+                and worker.worker.stats.sink_pauses >= 2
+                and time.monotonic() - stopped >= OUTAGE
+            ),
+            OUTAGE + 30,
+            f"the worker to meet the outage and live through {OUTAGE} s of it",
         )
         postgres.start()
         wait_for(lambda: written() >= count, 120, f"{count} rows", observed=lambda: f"{written()}")
