@@ -92,12 +92,14 @@ def test_errors() -> None:
 
 def test_sinks() -> None:
     assert _exported(millstream.sinks) == {
+        "FileSink",
         "KafkaSink",
         "PostgresSink",
         "Sink",
         "SinkContext",
         "SinkRecord",
         "StdoutSink",
+        "WebhookSink",
     }
 
 
