@@ -2,7 +2,8 @@
 
 Kafka comes from MILLSTREAM_BOOTSTRAP_SERVERS (``scripts/bench`` sets it to the local
 cluster, starting it when needed). The stream scenarios run unless scenarios are named;
-``tasks`` (millstream's task queue against Celery on Redis) runs when named.
+``tasks`` (millstream's task queue against Celery on Redis) and ``sinks`` (millstream's
+PostgreSQL and Parquet sinks against Quix Streams') run when named.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from bench.peers import PeerUnavailable, commit_of
 from bench.redis_server import server_version
 from bench.report import print_table, write_charts, write_markdown
 from bench.results import Result, RunConfig
+from bench.sink_report import print_sink_table, write_sink_docs
 from bench.task_report import print_task_table, write_task_docs
 from bench.tasks import SCENARIO as TASKS
 from bench.tasks import TaskBench
@@ -33,6 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 REPEATED = ("passthrough", "stateless")
 #: Contenders whose first run took longer than this (s) run once.
 REPEAT_UNDER = 60.0
+#: millstream's sinks against Quix Streams' (bench.sinks); runs only when named.
+SINKS = "sinks"
 #: Runs are named by their start time (UTC): ``.local/bench/runs/<run id>``.
 RUN_ID = "%Y%m%d-%H%M%S"
 
@@ -41,7 +45,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="scripts/bench",
         description="millstream against a plain confluent-kafka loop, Quix Streams and faust "
-        "(stream scenarios), and against Celery on Redis (tasks).",
+        "(stream scenarios), against Celery on Redis (tasks), and its sinks against Quix "
+        "Streams' (sinks: PostgreSQL and Parquet).",
     )
     parser.add_argument(
         "scenarios",
@@ -61,8 +66,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--repeat",
         type=int,
         default=3,
-        help="bulk runs of each passthrough and stateless contender, interleaved, and "
-        "throughput runs of each tasks contender; the table shows the median (3; stream "
+        help="bulk runs of each passthrough and stateless contender, interleaved, "
+        "throughput runs of each tasks contender, and runs of each sinks contender; the "
+        "table shows the median (3; stream "
         f"contenders slower than {REPEAT_UNDER:.0f} s run once)",
     )
     parser.add_argument(
@@ -76,6 +82,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="prefork:2",
         help="tasks: one Celery row per comma-separated pool:concurrency, pool one of "
         f"{', '.join(CELERY_POOLS)} (prefork:2)",
+    )
+    parser.add_argument(
+        "--sink-records",
+        type=int,
+        default=200_000,
+        help="sinks: records written into each destination per run (200k)",
     )
     parser.add_argument("--latency-rate", type=int, default=20_000, help="records/s (20k)")
     parser.add_argument("--latency-seconds", type=float, default=10.0, help="seconds (10)")
@@ -111,8 +123,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--contenders takes a subset of {','.join(FAMILIES)}")
     if min(args.records, args.partitions, args.keys, args.repeat) < 1:
         parser.error("--records, --partitions, --keys and --repeat must be positive")
-    if args.tasks < 1 or args.round_trips < 1:
-        parser.error("--tasks and --round-trips must be positive")
+    if args.tasks < 1 or args.round_trips < 1 or args.sink_records < 1:
+        parser.error("--tasks, --round-trips and --sink-records must be positive")
     args.pools = tuple(p.strip() for p in args.celery_pools.split(",") if p.strip())
     if not args.pools or not all(_pool_ok(p) for p in args.pools):
         parser.error(f"--celery-pools takes pool:concurrency items, pool one of {CELERY_POOLS}")
@@ -130,8 +142,20 @@ def run_tasks(tasks: TaskBench, families: tuple[str, ...], pools: tuple[str, ...
         print(f"{TASKS}: {result.label}: {result.status} {rate}", file=sys.stderr)
 
 
+def run_sinks(config: RunConfig, families: tuple[str, ...], repeat: int) -> list[Result]:
+    # Imported here: its PostgreSQL server comes from tests/postgres_support.py, which the
+    # other scenarios do without.
+    from bench.sinks import SinkBench
+
+    results = SinkBench(config, repeat).run(lineup(SINKS, families))
+    for result in results:
+        rate = f"median {result.rate:,.0f} records/s" if result.rate else ""
+        print(f"{SINKS}: {result.label}: {result.status} {rate}", file=sys.stderr)
+    return results
+
+
 def run(bench: Bench, scenarios: list[str], families: tuple[str, ...], repeat: int) -> None:
-    if any(s not in ("restore", TASKS) for s in scenarios):
+    if any(s not in ("restore", TASKS, SINKS) for s in scenarios):
         bench.prefill()
     for scenario in scenarios:
         contenders = lineup(scenario, families)
@@ -174,13 +198,16 @@ def _failed(scenario: str, c: Contender, status: str) -> Result:
 
 def publish(results: list[Result], config: RunConfig, args: argparse.Namespace) -> None:
     """The tables on stdout and, unless ``--no-docs``, docs/benchmarks.md and its charts:
-    the stream part when stream scenarios ran, the tasks section when tasks ran."""
-    streams = [r for r in results if r.scenario != TASKS]
+    the stream part when stream scenarios ran, the tasks and sinks sections when those ran."""
+    streams = [r for r in results if r.scenario not in (TASKS, SINKS)]
     tasks = [r for r in results if r.scenario == TASKS]
+    sinks = [r for r in results if r.scenario == SINKS]
     if streams:
         print_table(streams, config)
     if tasks:
         print_task_table(tasks)
+    if sinks:
+        print_sink_table(sinks)
     if args.no_docs:
         return
     started = datetime.strptime(config.run_dir.name, RUN_ID).replace(tzinfo=UTC)
@@ -191,6 +218,11 @@ def publish(results: list[Result], config: RunConfig, args: argparse.Namespace) 
     if tasks:
         env = describe(ROOT, config.bootstrap, _families(tasks), config.millstream_ref, started)
         write_task_docs(ROOT, tasks, env, config, server_version())
+    if sinks:
+        from bench.postgres_server import server_version as postgres_version
+
+        env = describe(ROOT, config.bootstrap, _families(sinks), config.millstream_ref, started)
+        write_sink_docs(ROOT, sinks, env, config, postgres_version())
     print("wrote docs/benchmarks.md and docs/benchmarks/*.png", file=sys.stderr)
 
 
@@ -240,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         tasks=args.tasks,
         round_trips=args.round_trips,
         celery_pools=args.pools,
+        sink_records=args.sink_records,
     )
     config.run_dir.mkdir(parents=True, exist_ok=True)
     bench = Bench(config)
@@ -247,14 +280,17 @@ def main(argv: list[str] | None = None) -> int:
     scenarios = [s for s in SCENARIOS if s in args.scenarios] or list(STREAM_SCENARIOS)
     # SIGTERM unwinds like Ctrl-C: workers, Redis and the run's topics are cleaned up.
     signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(143))
+    sinks: list[Result] = []
     try:
-        run(bench, [s for s in scenarios if s != TASKS], args.families, args.repeat)
+        run(bench, [s for s in scenarios if s not in (TASKS, SINKS)], args.families, args.repeat)
         if TASKS in scenarios:
             run_tasks(tasks, args.families, args.pools)
+        if SINKS in scenarios:
+            sinks = run_sinks(config, args.families, args.repeat)
     finally:
         if not args.keep_topics:
             bench.cleanup()
-    results = bench.results + tasks.results
+    results = bench.results + tasks.results + sinks
     saved = {"config": asdict(config), "results": [asdict(r) for r in results]}
     (config.run_dir / "results.json").write_text(json.dumps(saved, indent=1, default=str))
     print(f"logs and results.json: {config.run_dir}", file=sys.stderr)

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 #: The stream-processing scenarios: what ``scripts/bench`` runs when given no scenario.
 STREAM_SCENARIOS = ("passthrough", "stateless", "window", "restore")
-#: ``tasks`` (millstream's task queue against Celery) runs only when named.
-SCENARIOS = (*STREAM_SCENARIOS, "tasks")
+#: ``tasks`` (millstream's task queue against Celery) and ``sinks`` (writing a topic into
+#: PostgreSQL and Parquet files, millstream's sinks against Quix Streams') run only when named.
+SCENARIOS = (*STREAM_SCENARIOS, "tasks", "sinks")
 #: The names ``--contenders`` accepts: one per implementation.
 FAMILIES = ("plain", "millstream", "quix", "faust", "celery")
 
@@ -25,6 +26,8 @@ class Contender:
     #: A task-queue worker's pool and its size (Celery's ``--pool``, ``--concurrency``).
     pool: str = ""
     concurrency: int = 0
+    #: The sinks scenario: the destination, one of ``SINK_DESTINATIONS``.
+    sink: str = ""
 
     @property
     def exactly_once(self) -> bool:
@@ -115,6 +118,36 @@ def celery(pool: str, concurrency: int) -> Contender:
     )
 
 
+#: The sinks scenario's destinations: a PostgreSQL table appended to, one upserted by the
+#: records' ``key`` field, and Parquet files in a directory.
+SINK_DESTINATIONS = ("postgres-append", "postgres-upsert", "parquet")
+_SINK_WORDS = {
+    "postgres-append": "PostgreSQL append",
+    "postgres-upsert": "PostgreSQL upsert",
+    "parquet": "Parquet files",
+}
+
+
+def _sink(family: str, destination: str) -> Contender:
+    who = "millstream" if family == "millstream" else "Quix Streams"
+    module = (
+        "bench.contenders.millstream_sinks"
+        if family == "millstream"
+        else "bench.contenders.quix_sinks"
+    )
+    return Contender(
+        f"{family}-{destination}",
+        family,
+        f"{who} {_SINK_WORDS[destination]}",
+        module,
+        sink=destination,
+    )
+
+
+#: Destination by destination, millstream's row before Quix's.
+SINKS = tuple(_sink(f, d) for d in SINK_DESTINATIONS for f in ("millstream", "quix"))
+
+
 def lineup(
     scenario: str, families: tuple[str, ...], celery_pools: tuple[str, ...] = ()
 ) -> list[Contender]:
@@ -123,6 +156,8 @@ def lineup(
     if scenario == "tasks":
         pools = [p.split(":", 1) for p in celery_pools]
         found = [MILLSTREAM_TASKS, *(celery(pool, int(n)) for pool, n in pools)]
+    elif scenario == "sinks":
+        found = list(SINKS)
     else:
         found = list(LINEUP[scenario])
     return [c for c in found if c.family in families]

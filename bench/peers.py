@@ -21,7 +21,8 @@ class Peer:
 
 
 PEERS = {
-    "quix": Peer("quix", ("quixstreams==3.28.1",), "quixstreams"),
+    # The extras: psycopg2 and pyarrow for its PostgreSQL and Parquet sinks (scenario sinks).
+    "quix": Peer("quix", ("quixstreams[postgresql,parquet]==3.28.1",), "quixstreams"),
     # lz4: the input topics are lz4-compressed, and aiokafka needs the codec separately.
     "faust": Peer(
         "faust", ("faust-streaming==0.15.3", "aiokafka[lz4]", "orjson"), "faust-streaming"

@@ -139,6 +139,12 @@ class ContenderProcess:
         return self.proc.returncode
 
 
+def cpu_seconds_of(pid: int) -> float:
+    """User + system CPU time of process ``pid``, its reaped children included; 0 when it
+    has gone."""
+    return _cpu_seconds(Path(f"/proc/{pid}/stat"))
+
+
 def _cpu_seconds(stat: Path) -> float:
     """User + system CPU time in ``/proc/<pid>/stat``, reaped children included; 0 for a
     process that has gone."""

@@ -40,6 +40,9 @@ class Result:
     #: The tasks scenario: mean round trip, and the publishing client's CPU per task.
     mean_ms: float | None = None
     client_cpu_us_per_task: float | None = None
+    #: The sinks scenario: PostgreSQL's CPU per record, and what the destination held.
+    server_cpu_us_per_record: float | None = None
+    destination: str = ""
 
     @classmethod
     def of(cls, scenario: str, contender: Contender, records: int, status: str = "ok") -> Result:
@@ -73,3 +76,5 @@ class RunConfig:
     tasks: int = 20_000
     round_trips: int = 500
     celery_pools: tuple[str, ...] = ("prefork:2",)
+    #: The sinks scenario: records in its input topic.
+    sink_records: int = 200_000
