@@ -24,6 +24,7 @@ code that raises it moves::
     ├── IllegalTransition           a partition's lifecycle was broken (a bug in millstream)
     ├── LateRecord                  the reason a late record went to the late topic
     ├── SinkBackpressure            a sink's destination cannot take writes now (retry_after)
+    ├── SinkRefused                 a sink's destination refused a record for good (to the DLQ)
     └── TaskError                   a task could not be run, or did not succeed
         ├── TaskFailed              the task raised (carries the remote type, message, traceback)
         ├── TaskTimeout             no result in time, or an attempt ran past its timeout
@@ -48,6 +49,7 @@ __all__ = [
     "ProducerFenced",
     "SerializationError",
     "SinkBackpressure",
+    "SinkRefused",
     "TaskArgumentsError",
     "TaskError",
     "TaskFailed",
@@ -176,6 +178,12 @@ class SinkBackpressure(MillstreamError):
     def __init__(self, message: str, *, retry_after: float = 1.0) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class SinkRefused(MillstreamError):
+    """A sink's destination refused one record for good (an HTTP 4xx, a value that does
+    not fit): the reason a record carries to the dead-letter topic. The rest of its
+    batch is written."""
 
 
 class TaskError(MillstreamError):

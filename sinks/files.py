@@ -31,9 +31,9 @@ from typing import Any, Literal
 
 from millstream.errors import (
     ConfigurationError,
-    ProcessingError,
     SerializationError,
     SinkBackpressure,
+    SinkRefused,
 )
 from millstream.sinks.base import DeadLetter, Sink, SinkContext, SinkRecord
 from millstream.sinks.file_formats import (
@@ -195,7 +195,7 @@ class FileSink(Sink):
             try:
                 sub = _sub_directory(self.partition_by(record.value))
             except Exception as exc:
-                self._dead_letter(record, ProcessingError(f"partition_by: {exc!r}"))
+                self._dead_letter(record, SinkRefused(f"partition_by: {exc!r}"))
                 continue
             routed.setdefault(sub, []).append(record)
         return routed

@@ -33,9 +33,9 @@ import orjson
 
 from millstream.errors import (
     ConfigurationError,
-    ProcessingError,
     SerializationError,
     SinkBackpressure,
+    SinkRefused,
 )
 from millstream.sinks.base import DeadLetter, Sink, SinkContext, SinkRecord
 
@@ -187,7 +187,7 @@ class WebhookSink(Sink):
                 self._pending.extendleft(reversed(batch.halves()))
                 continue
             answer = f"HTTP {response.status_code}: {response.text[:_QUOTED]}"
-            self._dead_letter(batch.records[0], ProcessingError(f"{self.url} refused it: {answer}"))
+            self._dead_letter(batch.records[0], SinkRefused(f"{self.url} refused it: {answer}"))
 
     def _post(self, batch: Batch, deadline: float) -> httpx.Response:
         """The first answer that is not worth another try; tries until ``deadline``.

@@ -79,6 +79,7 @@ def test_errors() -> None:
         "ProducerFenced",
         "SerializationError",
         "SinkBackpressure",
+        "SinkRefused",
         "TaskArgumentsError",
         "TaskError",
         "TaskFailed",
