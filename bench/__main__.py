@@ -86,8 +86,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--sink-records",
         type=int,
-        default=200_000,
-        help="sinks: records written into each destination per run (200k)",
+        default=500_000,
+        help="sinks: records written into each destination per run (500k)",
     )
     parser.add_argument("--latency-rate", type=int, default=20_000, help="records/s (20k)")
     parser.add_argument("--latency-seconds", type=float, default=10.0, help="seconds (10)")

@@ -90,7 +90,8 @@ def _millstream_at(root: Path, ref: str) -> Path:
         )
         if archive.returncode != 0:
             raise PeerUnavailable(f"git archive {sha} failed")
-    return _install(venv, (str(source),))
+    # The sinks' extras: the sinks scenario runs PostgresSink and FileSink's Parquet.
+    return _install(venv, (f"{source}[postgres,parquet]",))
 
 
 def _install(venv: Path, requirements: tuple[str, ...]) -> Path:

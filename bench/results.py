@@ -40,7 +40,10 @@ class Result:
     #: The tasks scenario: mean round trip, and the publishing client's CPU per task.
     mean_ms: float | None = None
     client_cpu_us_per_task: float | None = None
-    #: The sinks scenario: PostgreSQL's CPU per record, and what the destination held.
+    #: The sinks scenario: records/s between the first commit and the last one before the
+    #: input ran out (the final flush, which waits for the checkpoint, left out); PostgreSQL's
+    #: CPU per record; what the destination held.
+    busy_rate: float | None = None
     server_cpu_us_per_record: float | None = None
     destination: str = ""
 
@@ -77,4 +80,4 @@ class RunConfig:
     round_trips: int = 500
     celery_pools: tuple[str, ...] = ("prefork:2",)
     #: The sinks scenario: records in its input topic.
-    sink_records: int = 200_000
+    sink_records: int = 500_000

@@ -64,9 +64,9 @@ sink's buffered records at each checkpoint, before they commit the offsets.
 - **Input**: one topic per run, pre-filled once and read by every contender: ~150-byte
   JSON objects of 9 fields (`id`, `key`, `ts`, `amount`, `currency`, `merchant`,
   `country`, `channel`, `status`), `id` = the record's number, `key` cycling through
-  `--keys` values (10,000), the Kafka key equal to it (so a key lives in one partition).
-  Upserts go by the `key` field: with the defaults, each of 10,000 rows is written 20
-  times.
+  `--keys` values (10,000), the Kafka key equal to it (so a key lives in one partition),
+  12 partitions. Upserts go by the `key` field: with the defaults (500,000 records),
+  each of 10,000 rows is written 50 times.
 - **One at a time**: contenders run in turn, each run with a fresh consumer group and a
   fresh table or directory; `--repeat` rounds (3) go round the contenders (millstream
   append, Quix append, millstream upsert, ...), so a busy spell of the machine falls on
@@ -79,9 +79,13 @@ sink's buffered records at each checkpoint, before they commit the offsets.
   flush done), over the time between them: process start, imports, group join and the
   first flush interval are excluded the same way for every contender. The last flush
   comes at the first checkpoint after the input ran out, up to one commit interval (1 s)
-  after the last record was read; both frameworks pay it, and it weighs more on a short
-  run. Each run's commits are in `.local/bench/runs/<id>/sinks-<contender>-r<n>-commits.json`
-  (seconds since start, records committed).
+  after the last record was read, so on a finite input this figure charges each
+  contender up to a second of waiting, which weighs more on the faster one.
+- **records/s, last flush left out**: the same from the first commit to the last commit
+  before the one that covered the whole input, while the contender was still reading;
+  needs three commits or more. Each run's commits are in
+  `.local/bench/runs/<id>/sinks-<contender>-r<n>-commits.json` (seconds since the
+  process started, records committed).
 - **The destination is checked** after each run, once the contender has stopped:
   append, `SELECT count(*), count(DISTINCT id)` must both equal the records; upsert,
   the table must hold one row per key and the sum of its `id`s must be the sum of each

@@ -27,6 +27,7 @@ HEADERS = [
     "scenario",
     "contender",
     "records/s",
+    "records/s, last flush left out",
     "contender CPU us/record",
     "PostgreSQL CPU us/record",
     "peak RSS MB",
@@ -46,14 +47,20 @@ def destination_of(result: Result) -> str:
 
 
 def ratios(results: list[Result]) -> dict[str, list[Comparison]]:
-    """Each millstream row's records/s against Quix Streams' on the same destination."""
-    rate = {r.contender: r.rate for r in results if r.ok and r.rate}
+    """Each millstream row's records/s against Quix Streams' on the same destination, both
+    figures: first to last flush, and with the last flush left out."""
     found: dict[str, list[Comparison]] = {}
-    for row in results:
-        peer = rate.get(f"quix-{destination_of(row)}")
-        mine = rate.get(row.contender)
-        if row.family == "millstream" and peer and mine:
-            found[row.contender] = [Comparison("Quix Streams", mine / peer)]
+    rows = {r.contender: r for r in results if r.ok}
+    for row in rows.values():
+        peer = rows.get(f"quix-{destination_of(row)}")
+        if row.family != "millstream" or peer is None:
+            continue
+        for against, mine, theirs in (
+            ("Quix Streams", row.rate, peer.rate),
+            ("Quix, last flush left out", row.busy_rate, peer.busy_rate),
+        ):
+            if mine and theirs:
+                found.setdefault(row.contender, []).append(Comparison(against, mine / theirs))
     return found
 
 
@@ -64,6 +71,7 @@ def _cells(result: Result, compared: list[Comparison]) -> list[str]:
         result.scenario,
         result.label,
         number(result.rate) + spread(result.runs) + (" *" if result.note else ""),
+        number(result.busy_rate),
         number(result.cpu_us_per_record, 1),
         number(result.server_cpu_us_per_record, 1),
         number(result.rss_mb),
@@ -76,7 +84,7 @@ def _cells(result: Result, compared: list[Comparison]) -> list[str]:
 
 def print_sink_table(results: list[Result]) -> None:
     """The sinks rows as a rich table on stdout."""
-    console = Console(width=220)
+    console = Console(width=280)
     found = ratios(results)
     table = Table(title="millstream sinks benchmark", show_lines=False)
     for header in HEADERS:
@@ -142,7 +150,7 @@ def _section(
         "### Results",
         "",
         "| " + " | ".join(HEADERS) + " |",
-        "|" + "|".join("---" if i < 2 or i == 8 else "---:" for i in range(len(HEADERS))) + "|",
+        "|" + "|".join("---" if i < 2 or i == 9 else "---:" for i in range(len(HEADERS))) + "|",
     ]
     for result in results:
         cells = _cells(result, found.get(result.contender, []))

@@ -46,6 +46,7 @@ class _Row:
     result: Result
     python: Path = Path()
     rates: list[float] = field(default_factory=list)
+    busy: list[float] = field(default_factory=list)
     cpu: list[float] = field(default_factory=list)
     server_cpu: list[float] = field(default_factory=list)
 
@@ -68,6 +69,18 @@ class _Run:
     server_steady: float = 0.0
     #: (seconds since the process started, records committed) at every change.
     steps: list[tuple[float, int]] = field(default_factory=list)
+
+    def busy_rate(self) -> float | None:
+        """Records/s from the first commit to the last one before the commit that covered
+        the whole input: the final flush waits for the checkpoint after the input ran
+        out, up to a commit interval of idling. None with fewer than three commits."""
+        commits = [(t, v) for t, v in self.steps if v > 0]
+        if self.progress.done:
+            commits = commits[:-1]
+        if len(commits) < 2:
+            return None
+        (t0, v0), (t1, v1) = commits[0], commits[-1]
+        return (v1 - v0) / (t1 - t0) if t1 > t0 else None
 
 
 class SinkBench:
@@ -233,6 +246,9 @@ class SinkBench:
         if rate is None or progress.first is None or progress.last is None:
             return
         row.rates.append(rate)
+        busy = run.busy_rate()
+        if busy is not None:
+            row.busy.append(busy)
         between = progress.last[1] - progress.first[1]
         if between > 0:
             row.cpu.append(run.cpu_steady * 1e6 / between)
@@ -265,6 +281,7 @@ class SinkBench:
             return
         result.rate = statistics.median(row.rates)
         result.runs = row.rates if len(row.rates) > 1 else []
+        result.busy_rate = _median(row.busy)
         result.cpu_us_per_record = _median(row.cpu)
         result.cpu_runs = row.cpu if len(row.cpu) > 1 else []
         result.server_cpu_us_per_record = _median(row.server_cpu)

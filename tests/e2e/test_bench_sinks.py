@@ -84,7 +84,7 @@ def test_bench_sinks_prints_a_row_per_destination_and_stops_postgres(
     assert set(rows) == set(CONTENDERS), done.stdout
     for label, cells in rows.items():
         assert number(cells[2]) > 0, f"{label}: {cells}\n{done.stderr[-3000:]}"
-        assert CONTENDERS[label] in cells[8], f"{label}: {cells}"
+        assert CONTENDERS[label] in cells[9], f"{label}: {cells}"
     run_dir = re.search(r"logs and results.json: (\S+)", done.stderr)
     assert run_dir, done.stderr[-3000:]
     run = Path(run_dir.group(1))
