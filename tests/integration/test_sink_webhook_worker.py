@@ -1,4 +1,5 @@
-"""A worker writing to a webhook that answers 503 for 30 seconds: it pauses and
+"""200,000 records through a worker to a webhook that answers 503 for 30 seconds on
+the way: the worker pauses and
 resumes by itself, and the receiver, keeping each record once by its topic,
 partition and offset (as docs/sinks.md tells receivers to), ends with every record
 of the input and nothing else."""
@@ -21,7 +22,7 @@ from millstream.config import Settings
 from millstream.sinks import WebhookSink
 from millstream.sinks.webhook import IDEMPOTENCY_HEADER
 
-RECORDS = 20_000
+RECORDS = 200_000
 #: How long the receiver answers 503, in seconds.
 OUTAGE = 30
 
