@@ -1,8 +1,7 @@
 """200,000 records through a worker to a webhook that answers 503 for 30 seconds on
-the way: the worker pauses and
-resumes by itself, and the receiver, keeping each record once by its topic,
-partition and offset (as docs/sinks.md tells receivers to), ends with every record
-of the input and nothing else."""
+the way: the worker pauses and resumes by itself, and the receiver, keeping each
+record once by its topic, partition and offset (as docs/sinks.md tells receivers
+to), ends with every record of the input and nothing else."""
 
 from __future__ import annotations
 
