@@ -63,10 +63,10 @@ def check_table(dsn: str, table: str, upsert: bool, expected: Expected) -> Check
     rows, ids, keys, id_sum = (int(x) for x in row)
     if upsert:
         ok = rows == keys == expected.distinct_keys and id_sum == expected.last_ids_sum
-        last = "each key's last record" if id_sum == expected.last_ids_sum else "NOT the last"
-        return Check(ok, f"{rows:,} rows, {keys:,} keys, {last}")
+        last = "their last records" if id_sum == expected.last_ids_sum else "NOT the last records"
+        return Check(ok, f"{rows:,} rows of {keys:,} keys, {last}")
     ok = rows == ids == expected.records
-    return Check(ok, f"{rows:,} rows, {ids:,} distinct ids")
+    return Check(ok, f"{rows:,} rows, {ids:,} ids")
 
 
 def parquet_files(directory: Path) -> list[Path]:
@@ -92,7 +92,7 @@ def check_parquet(directory: Path, expected: Expected) -> Check:
         return Check(False, f"unreadable Parquet file: {exc}")
     rows, distinct = len(ids), pc.count_distinct(ids).as_py()
     ok = rows == distinct == expected.records
-    return Check(ok, f"{rows:,} rows in {len(files):,} files, {distinct:,} distinct ids")
+    return Check(ok, f"{rows:,} rows, {distinct:,} ids, {len(files):,} files")
 
 
 def drop_table(dsn: str, table: str) -> None:

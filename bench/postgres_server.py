@@ -87,14 +87,15 @@ def ensure_installed() -> str:
 
 
 def server_version() -> str:
-    """``postgres --version``'s number (``15.14``), or "?" when it is not installed."""
+    """The server's version from ``postgres --version`` (``postgres (PostgreSQL) 15.18
+    (Debian 15.18-0+deb12u1)`` gives ``15.18``), or "?" when it is not installed."""
     try:
         postgres = postgres_binary("postgres")
     except RuntimeError:
         return "?"
     done = subprocess.run([postgres, "--version"], capture_output=True, text=True, check=False)
-    words = done.stdout.split()
-    return words[-1] if words else "?"
+    _, found, rest = done.stdout.partition("(PostgreSQL)")
+    return rest.split()[0] if found and rest.split() else "?"
 
 
 class BenchPostgres:

@@ -86,6 +86,8 @@ sink's buffered records at each checkpoint, before they commit the offsets.
   needs three commits or more. Each run's commits are in
   `.local/bench/runs/<id>/sinks-<contender>-r<n>-commits.json` (seconds since the
   process started, records committed).
+- **vs Quix Streams**: a millstream row's records/s over Quix's on the same destination,
+  then in parentheses the same for records/s with the last flush left out.
 - **The destination is checked** after each run, once the contender has stopped:
   append, `SELECT count(*), count(DISTINCT id)` must both equal the records; upsert,
   the table must hold one row per key and the sum of its `id`s must be the sum of each
@@ -97,8 +99,10 @@ sink's buffered records at each checkpoint, before they commit the offsets.
   between (median of the runs). **PostgreSQL CPU us/record**: the same for the server
   (the postmaster with its reaped children and its live processes: the contender's
   backend, WAL writer, checkpointer), over the same records.
-- **peak RSS** (`VmHWM`), **startup s** (process start to the first commit) and **load**
-  (the 1-minute load average at the end) are the last run's.
+- **peak RSS** (`VmHWM`) and **startup s** (process start to the first commit) are the
+  last run's; **load (max)** is the machine's 1-minute load average at the end of a run,
+  the highest of the row's runs (everything runnable: Kafka, PostgreSQL and any other
+  work on the machine).
 - **Bounded waits**: a contender that has not committed 180 s after its start fails its
   row; one still running `--time-limit` s (120) after its first commit is stopped there
   and its rate covers what it committed (marked `*`, its destination not checked).

@@ -32,9 +32,9 @@ HEADERS = [
     "PostgreSQL CPU us/record",
     "peak RSS MB",
     "startup s",
-    "load",
+    "load (max)",
     "destination after the run",
-    "ratio",
+    "vs Quix Streams",
 ]
 #: The client libraries under each family's sinks (distribution names).
 DRIVERS = {"millstream": ("psycopg", "pyarrow"), "quix": ("psycopg2-binary", "pyarrow")}
@@ -47,21 +47,28 @@ def destination_of(result: Result) -> str:
 
 
 def ratios(results: list[Result]) -> dict[str, list[Comparison]]:
-    """Each millstream row's records/s against Quix Streams' on the same destination, both
-    figures: first to last flush, and with the last flush left out."""
+    """Each millstream row's records/s over Quix Streams' on the same destination: first
+    to last flush, then (when both have it) with the last flush left out."""
     found: dict[str, list[Comparison]] = {}
     rows = {r.contender: r for r in results if r.ok}
     for row in rows.values():
         peer = rows.get(f"quix-{destination_of(row)}")
-        if row.family != "millstream" or peer is None:
+        if row.family != "millstream" or peer is None or not (row.rate and peer.rate):
             continue
-        for against, mine, theirs in (
-            ("Quix Streams", row.rate, peer.rate),
-            ("Quix, last flush left out", row.busy_rate, peer.busy_rate),
-        ):
-            if mine and theirs:
-                found.setdefault(row.contender, []).append(Comparison(against, mine / theirs))
+        found[row.contender] = [Comparison("Quix Streams", row.rate / peer.rate)]
+        if row.busy_rate and peer.busy_rate:
+            found[row.contender].append(
+                Comparison("Quix Streams, last flush left out", row.busy_rate / peer.busy_rate)
+            )
     return found
+
+
+def _ratio_cell(compared: list[Comparison]) -> str:
+    """``2.89x (3.14x)``: first to last flush, then with the last flush left out."""
+    if not compared:
+        return "-"
+    later = "".join(f" ({c.ratio:.2f}x)" for c in compared[1:])
+    return f"{compared[0].ratio:.2f}x{later}"
 
 
 def _cells(result: Result, compared: list[Comparison]) -> list[str]:
@@ -78,7 +85,7 @@ def _cells(result: Result, compared: list[Comparison]) -> list[str]:
         number(result.startup_s, 1),
         number(result.load, 1),
         result.destination or "-",
-        "; ".join(c.text() for c in compared) or "-",
+        _ratio_cell(compared),
     ]
 
 
@@ -146,6 +153,9 @@ def _section(
         f"- Input: {config.sink_records:,} records of ~150-byte JSON (9 fields), "
         f"{config.keys:,} keys (the upsert key), {config.partitions} partitions; "
         f"{runs} run{'s' if runs > 1 else ''} per contender (the median, with the range)",
+        f"- Load: the machine's 1-minute load average at the end of a run reached "
+        f"{max((r.load or 0.0) for r in results):.1f} (the `load (max)` column: each row's "
+        "highest); a load well above the 2 CPUs means other work shared them",
         "",
         "### Results",
         "",

@@ -240,7 +240,7 @@ class SinkBench:
 
     def _record(self, row: _Row, proc: ContenderProcess, run: _Run) -> None:
         """The run's rate and CPU figures into ``row``; the process's totals into its
-        result (the last run's)."""
+        result (the last run's), and the highest load of its runs."""
         progress, result = run.progress, row.result
         rate = progress.rate()
         if rate is None or progress.first is None or progress.last is None:
@@ -259,7 +259,7 @@ class SinkBench:
         result.startup_s = progress.first[0] - proc.started
         result.cpu_s = proc.cpu_seconds()
         result.rss_mb = proc.peak_rss_mb()
-        result.load = os.getloadavg()[0]
+        result.load = max(result.load or 0.0, os.getloadavg()[0])
 
     def _check(self, row: _Row, table: str, directory: Path) -> Check:
         if row.contender.sink == "parquet":

@@ -21,12 +21,12 @@ ROOT = Path(__file__).resolve().parents[2]
 RECORDS = 3000
 KEYS = 500
 CONTENDERS = {
-    "millstream PostgreSQL append": f"{RECORDS:,} rows, {RECORDS:,} distinct ids",
-    "Quix Streams PostgreSQL append": f"{RECORDS:,} rows, {RECORDS:,} distinct ids",
-    "millstream PostgreSQL upsert": f"{KEYS:,} rows, {KEYS:,} keys, each key's last record",
-    "Quix Streams PostgreSQL upsert": f"{KEYS:,} rows, {KEYS:,} keys, each key's last record",
-    "millstream Parquet files": f"{RECORDS:,} distinct ids",
-    "Quix Streams Parquet files": f"{RECORDS:,} distinct ids",
+    "millstream PostgreSQL append": f"{RECORDS:,} rows, {RECORDS:,} ids",
+    "Quix Streams PostgreSQL append": f"{RECORDS:,} rows, {RECORDS:,} ids",
+    "millstream PostgreSQL upsert": f"{KEYS:,} rows of {KEYS:,} keys, their last records",
+    "Quix Streams PostgreSQL upsert": f"{KEYS:,} rows of {KEYS:,} keys, their last records",
+    "millstream Parquet files": f"{RECORDS:,} rows, {RECORDS:,} ids",
+    "Quix Streams Parquet files": f"{RECORDS:,} rows, {RECORDS:,} ids",
 }
 
 
