@@ -5,8 +5,8 @@ SINKS_METHOD = """
 ### How to run
 
 ```
-scripts/bench sinks                                   # millstream and Quix Streams
-scripts/bench sinks --sink-records 100000 --repeat 1  # smaller
+scripts/bench sinks                                   # millstream and Quix Streams (~6 min here)
+scripts/bench sinks --sink-records 100000 --repeat 1  # smaller (~1 min)
 scripts/bench sinks --contenders millstream           # no Quix Streams
 scripts/bench sinks --millstream-ref HEAD             # millstream as committed
 ```
