@@ -13,6 +13,7 @@ is kept next to the run's other logs.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -101,8 +102,9 @@ def server_version() -> str:
 class BenchPostgres:
     """One PostgreSQL server for a benchmark run, used as a context manager.
 
-    Its data lives in ``base/data`` while it runs and is removed after; its log is
-    copied to ``log_copy``. ``dsn`` and ``port`` are those of the running server.
+    Its data lives in ``base/data`` while it runs and is removed after (``base`` too,
+    when nothing else is in it); its log is copied to ``log_copy``. ``dsn`` and
+    ``port`` are those of the running server.
     """
 
     def __init__(self, base: Path, log_copy: Path) -> None:
@@ -193,3 +195,5 @@ class BenchPostgres:
                 self.log_copy.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(server.log, self.log_copy)
             shutil.rmtree(server.data_dir, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                self.base.rmdir()
