@@ -154,34 +154,35 @@ class SinkBench:
         # Quix's file sink takes no "-" in its directory: underscores, relative to cwd.
         place = f"{contender.name.replace('-', '_')}_r{round_}"
         directory = Path("state") / SCENARIO / place
-        label = contender.label
-        print(f"{SCENARIO}: {label}: run {round_ + 1} ...", file=sys.stderr)
+        print(f"{SCENARIO}: {contender.label}: run {round_ + 1} ...", file=sys.stderr)
         group = f"{cfg.prefix}-{tag}"
         with self._start(row, tag, group, place, directory) as proc:
             run = _Run(Progress(self.expected.records, proc.started))
             status = self._watch(proc, group, run)
             if status == "ok":
                 self._record(row, proc, run)
-        steps = cfg.run_dir / f"{tag}-commits.json"
-        steps.write_text(json.dumps(run.steps))
+        (cfg.run_dir / f"{tag}-commits.json").write_text(json.dumps(run.steps))
         if status != "ok":
             row.result.status = status
-            print(f"{SCENARIO}: {label}: {status}", file=sys.stderr)
-            return
-        if not run.progress.done:
+            print(f"{SCENARIO}: {contender.label}: {status}", file=sys.stderr)
+        elif not run.progress.done:
             row.result.note = (
                 f"run {round_ + 1} stopped after {cfg.time_limit:.0f} s of measurement at "
                 f"{run.progress.last[1] if run.progress.last else 0:,} of "
                 f"{self.expected.records:,} records: its rate covers those"
             )
-            return
-        check = self._check(row, place, cfg.run_dir / directory)
+        else:
+            self._conclude(row, place, cfg.run_dir / directory)
+
+    def _conclude(self, row: _Row, table: str, directory: Path) -> None:
+        """Check the destination of a run that wrote the whole input, then remove it."""
+        check = self._check(row, table, directory)
         row.result.destination = check.text
         if not check.ok:
             row.result.status = f"destination check failed: {check.text}"
-        self._clear(row, place, cfg.run_dir / directory)
+        self._clear(row, table, directory)
         rate = f"{row.rates[-1]:,.0f} records/s" if row.rates else ""
-        print(f"{SCENARIO}: {label}: {rate}; {check.text}", file=sys.stderr)
+        print(f"{SCENARIO}: {row.contender.label}: {rate}; {check.text}", file=sys.stderr)
 
     def _start(
         self, row: _Row, tag: str, group: str, table: str, directory: Path
