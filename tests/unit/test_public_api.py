@@ -77,6 +77,7 @@ def test_errors() -> None:
         "MillstreamError",
         "ProcessingError",
         "ProducerFenced",
+        "RebalanceStalled",
         "SerializationError",
         "SinkBackpressure",
         "SinkRefused",
