@@ -18,7 +18,6 @@ code that raises it moves::
     │   ├── TopicNotFoundError      a topic the app refers to does not exist
     │   ├── TopicAlreadyExistsError create of an existing topic
     │   ├── DeliveryError           a produced record could not be delivered
-    │   ├── RebalanceStalled        a worker's assignment stopped converging: it rejoins
     │   └── TransactionError        a transaction could not commit (abortable or fatal)
     │       └── ProducerFenced      a worker's producer was fenced or is stuck: it rejoins
     ├── ProcessingError             a pipeline step failed (wraps user errors)
@@ -48,7 +47,6 @@ __all__ = [
     "MillstreamError",
     "ProcessingError",
     "ProducerFenced",
-    "RebalanceStalled",
     "SerializationError",
     "SinkBackpressure",
     "SinkRefused",
@@ -115,13 +113,6 @@ class TopicAlreadyExistsError(KafkaError):
 
 class DeliveryError(KafkaError):
     """A produced record could not be delivered to its topic."""
-
-
-class RebalanceStalled(KafkaError):
-    """The group coordinator's target assignment for this worker and what it owns
-    stayed apart for too long: the member stopped reconciling (seen with librdkafka's
-    KIP-848 consumer after a coordinator failover). The worker commits, leaves the
-    group and joins again with a new consumer."""
 
 
 class TransactionError(KafkaError):

@@ -17,13 +17,7 @@ import threading
 import time
 
 from millstream.config import Settings
-from millstream.errors import (
-    DeliveryError,
-    ProducerFenced,
-    RebalanceStalled,
-    SinkBackpressure,
-    TransactionError,
-)
+from millstream.errors import DeliveryError, ProducerFenced, SinkBackpressure, TransactionError
 from millstream.kafka import (
     Consumer,
     Message,
@@ -39,7 +33,6 @@ from millstream.processors.checkpoint import Checkpoint, TransactionalCheckpoint
 from millstream.processors.collector import RecordCollector
 from millstream.processors.exactly_once import Transactions, cannot_go_on
 from millstream.processors.heap import worker_gc
-from millstream.processors.membership import AssignmentWatch
 from millstream.processors.metrics import WorkerTelemetry
 from millstream.processors.partitions import OwnedPartitions
 from millstream.processors.provisioning import provision_topics
@@ -91,7 +84,6 @@ class Worker:
         self._group_protocol = config.group_protocol
         self._last_loop = time.monotonic()
         self._outage = SinkOutage()
-        self._watch: AssignmentWatch | None = None
         self._next_purge = time.monotonic() + PURGE_INTERVAL
         self._admin: TopicAdmin | None = None
         self.telemetry = WorkerTelemetry(settings, topology.app_id, self._client_id)
@@ -136,8 +128,6 @@ class Worker:
                 if self._transactions is not None:
                     self._transactions.release()
                 self.tasks.close()
-                if self._watch is not None:
-                    self._watch.close()
                 self.telemetry.close()
         return self.stats
 
@@ -148,10 +138,6 @@ class Worker:
             try:
                 self._loop()
                 return
-            except RebalanceStalled as exc:
-                log.warning("%s; leaving the group and joining again", exc)
-                self._shutdown()
-                continue
             except Exception as exc:
                 reason = self._producer_lost(exc)
                 if reason is None:
@@ -246,23 +232,12 @@ class Worker:
             on_lost=self._on_lost,
         )
         self.tasks.attach(self._consumer, self._partitions)
-        self._watch = self._assignment_watch(self._consumer)
         log.info(
             "worker %s started in group %r on %s",
             self._client_id,
             topology.app_id,
             ", ".join(topology.sources),
         )
-
-    def _assignment_watch(self, consumer: Consumer) -> AssignmentWatch | None:
-        """A watch on this member's convergence (processors/membership.py); only the
-        KIP-848 protocol has a target assignment to compare with."""
-        if self._watch is not None:
-            self._watch.close()
-        if self._group_protocol != "consumer":
-            return None
-        admin, group = TopicAdmin(self.settings), self.topology.app_id
-        return AssignmentWatch(lambda: admin.member_assignments(group, consumer.memberid() or ""))
 
     def _restore_consumer(self) -> Consumer:
         return make_consumer(
@@ -304,8 +279,6 @@ class Worker:
                 self._partitions.punctuate(now)
                 if self._consumer is not None:
                     self.telemetry.measure_lag(self._consumer, self._partitions.assigned)
-                if self._watch is not None:
-                    self._watch.check()
                 next_punctuation = now + PUNCTUATE_INTERVAL
             if self.checkpoint.due():
                 self._commit()

@@ -170,25 +170,6 @@ class TopicAdmin:
             request = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
             self._client.delete_records(request, operation_timeout=0)
 
-    def member_assignments(
-        self, group: str, member_id: str
-    ) -> tuple[frozenset[tuple[str, int]], frozenset[tuple[str, int]] | None] | None:
-        """What ``member_id`` of ``group`` owns, and what the coordinator's target
-        assignment for it is (None for a classic group), or None when the group does not
-        list the member.
-
-        Raises:
-            KafkaError: the group could not be described.
-        """
-        future = self._client.describe_consumer_groups([group], request_timeout=self._timeout)
-        description = self._result(future[group], f"describing group {group!r}")
-        for member in description.members:
-            if member.member_id == member_id:
-                owned = _partitions(member.assignment)
-                target = member.target_assignment
-                return owned, None if target is None else _partitions(target)
-        return None
-
     def group_protocols(self) -> set[str]:
         """The consumer-group protocols the cluster offers (``classic``, ``consumer``, ...).
 
@@ -351,7 +332,3 @@ __all__ = [
     "check_connection",
     "from_client_error",
 ]
-
-
-def _partitions(assignment: Any) -> frozenset[tuple[str, int]]:
-    return frozenset((tp.topic, tp.partition) for tp in assignment.topic_partitions or ())

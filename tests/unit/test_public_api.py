@@ -77,7 +77,6 @@ def test_errors() -> None:
         "MillstreamError",
         "ProcessingError",
         "ProducerFenced",
-        "RebalanceStalled",
         "SerializationError",
         "SinkBackpressure",
         "SinkRefused",
