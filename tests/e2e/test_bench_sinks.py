@@ -16,6 +16,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from bench_support import number, servers_under, table_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORDS = 3000
@@ -28,37 +29,6 @@ CONTENDERS = {
     "millstream Parquet files": f"{RECORDS:,} rows, {RECORDS:,} ids",
     "Quix Streams Parquet files": f"{RECORDS:,} rows, {RECORDS:,} ids",
 }
-
-
-def table_rows(stdout: str) -> dict[str, list[str]]:
-    """The rows of the rich table, by contender label: [scenario, label, records/s, ...]."""
-    rows: dict[str, list[str]] = {}
-    for line in stdout.splitlines():
-        cells = [cell.strip() for cell in line.split("│")[1:-1]]
-        if len(cells) > 2 and cells[0] == "sinks":
-            rows[cells[1]] = cells
-    return rows
-
-
-def number(cell: str) -> float:
-    """The first number of a cell like ``41,730 (3 runs: 40k-44k)``."""
-    try:
-        return float(cell.split()[0].replace(",", ""))
-    except (IndexError, ValueError):
-        return 0.0
-
-
-def postgres_servers_under(directory: Path) -> list[str]:
-    """Command lines of running postgres servers whose data directory is under ``directory``."""
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            args = cmdline.read_bytes().decode(errors="replace").split("\0")
-        except OSError:
-            continue
-        if args[0].endswith("postgres") and any(str(directory) in a for a in args):
-            found.append(" ".join(args))
-    return found
 
 
 @pytest.mark.timeout(400)
@@ -80,7 +50,7 @@ def test_bench_sinks_prints_a_row_per_destination_and_stops_postgres(
         command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=380, check=False
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    rows = table_rows(done.stdout)
+    rows = table_rows(done.stdout, "sinks")
     assert set(rows) == set(CONTENDERS), done.stdout
     for label, cells in rows.items():
         assert number(cells[2]) > 0, f"{label}: {cells}\n{done.stderr[-3000:]}"
@@ -89,6 +59,6 @@ def test_bench_sinks_prints_a_row_per_destination_and_stops_postgres(
     assert run_dir, done.stderr[-3000:]
     run = Path(run_dir.group(1))
     postgres_dir = ROOT / ".local" / "bench" / "postgres" / run.name
-    assert postgres_servers_under(postgres_dir) == []
+    assert servers_under(postgres_dir, "postgres") == []
     assert not (postgres_dir / "data").exists()
     assert "database system is ready" in (run / "postgres.log").read_text()

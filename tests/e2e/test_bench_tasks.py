@@ -15,40 +15,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from bench_support import number, servers_under, table_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTENDERS = {"millstream, 1 worker process", "Celery prefork, concurrency 2"}
-
-
-def table_rows(stdout: str) -> dict[str, list[str]]:
-    """The rows of the rich table, by contender label: [scenario, label, tasks/s, ...]."""
-    rows: dict[str, list[str]] = {}
-    for line in stdout.splitlines():
-        cells = [cell.strip() for cell in line.split("│")[1:-1]]
-        if len(cells) > 2 and cells[0] == "tasks":
-            rows[cells[1]] = cells
-    return rows
-
-
-def number(cell: str) -> float:
-    """The first number of a cell like ``418 (2 runs: 403-434)`` or ``3.0 / 11.6 / 3.3``."""
-    try:
-        return float(cell.split()[0].replace(",", ""))
-    except (IndexError, ValueError):
-        return 0.0
-
-
-def redis_servers_under(directory: Path) -> list[str]:
-    """Command lines of running redis-servers whose directory lies under ``directory``."""
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            args = cmdline.read_bytes().decode(errors="replace").split("\0")
-        except OSError:
-            continue
-        if args[0].endswith("redis-server") and any(str(directory) in a for a in args):
-            found.append(" ".join(args))
-    return found
 
 
 @pytest.mark.timeout(420)
@@ -67,7 +37,7 @@ def test_bench_tasks_prints_a_row_per_queue_and_stops_redis(bootstrap_servers: s
         command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=400, check=False
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    rows = table_rows(done.stdout)
+    rows = table_rows(done.stdout, "tasks")
     assert set(rows) == CONTENDERS, done.stdout
     for label, cells in rows.items():
         assert number(cells[2]) > 0, f"{label}: {cells}\n{done.stderr[-3000:]}"
@@ -76,4 +46,4 @@ def test_bench_tasks_prints_a_row_per_queue_and_stops_redis(bootstrap_servers: s
     assert run_dir, done.stderr[-3000:]
     redis_dir = ROOT / ".local" / "bench" / "redis" / Path(run_dir.group(1)).name
     assert any(redis_dir.glob("*/redis.log")), f"no redis-server ran under {redis_dir}"
-    assert redis_servers_under(redis_dir) == []
+    assert servers_under(redis_dir, "redis-server") == []
