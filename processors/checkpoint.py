@@ -92,7 +92,7 @@ class Checkpoint:
             return False
         try:
             consumer.commit(
-                offsets=[TopicPartition(t, p, o, metadata.get((t, p), "")) for t, p, o in offsets],
+                offsets=[_position(t, p, o, metadata) for t, p, o in offsets],
                 asynchronous=False,
             )
             return True
@@ -109,6 +109,15 @@ class Checkpoint:
                 log.warning("offsets not committed, again at the next checkpoint: %s", error)
                 return False
             raise error from exc
+
+
+def _position(topic: str, partition: int, offset: int, metadata: Metadata) -> TopicPartition:
+    """The offset to commit, with metadata only where the partition has some (a task
+    partition's done offsets): the others commit exactly as they always did."""
+    text = metadata.get((topic, partition))
+    if text:
+        return TopicPartition(topic, partition, offset, text)
+    return TopicPartition(topic, partition, offset)
 
 
 class TransactionalCheckpoint(Checkpoint):

@@ -103,7 +103,10 @@ def commit_transaction(
     """
     if offsets:
         extra = metadata or {}
-        partitions = [TopicPartition(t, p, o, extra.get((t, p), "")) for t, p, o in offsets]
+        partitions = [
+            TopicPartition(t, p, o, extra[(t, p)]) if extra.get((t, p)) else TopicPartition(t, p, o)
+            for t, p, o in offsets
+        ]
         metadata = consumer.consumer_group_metadata()
         _attempt(
             lambda: producer.send_offsets_to_transaction(partitions, metadata, timeout),
