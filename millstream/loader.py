@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from types import ModuleType
 
 from millstream.app import App
 from millstream.errors import ConfigurationError
@@ -14,6 +15,16 @@ def load_app(target: str) -> App:
     """Import ``module:attr`` (or ``path/to/file.py:attr``) and return the App it names.
 
     The current directory is put on ``sys.path`` first, like ``python -m`` does.
+
+    Raises:
+        ConfigurationError: the reference is malformed, not importable, or not an App.
+    """
+    return load_app_module(target)[1]
+
+
+def load_app_module(target: str) -> tuple[ModuleType, App]:
+    """Like :func:`load_app`, also returning the module the App lives in (where the
+    dashboard looks for the app's ``dashboard_panels``).
 
     Raises:
         ConfigurationError: the reference is malformed, not importable, or not an App.
@@ -34,4 +45,4 @@ def load_app(target: str) -> App:
     app = getattr(module, attr, None)
     if not isinstance(app, App):
         raise ConfigurationError("app", f"{target!r} is {type(app).__name__}, not a millstream App")
-    return app
+    return module, app

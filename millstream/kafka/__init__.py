@@ -22,6 +22,7 @@ from millstream.kafka.clients import (
     produce_when_room,
 )
 from millstream.kafka.errors import from_client_error, from_exception, requires_abort
+from millstream.kafka.groups import GroupDescription, GroupMember, GroupReader
 from millstream.kafka.records import ConsumedRecord
 
 __all__ = [
@@ -30,6 +31,9 @@ __all__ = [
     "OFFSET_END",
     "ConsumedRecord",
     "Consumer",
+    "GroupDescription",
+    "GroupMember",
+    "GroupReader",
     "Message",
     "Producer",
     "TopicAdmin",

@@ -1,0 +1,246 @@
+"""``millstream dashboard`` in a real headless chromium, watching a real worker at work.
+
+Debian's chromium (/usr/bin/chromium; scripts/test installs it) driven by Playwright:
+the page loads, its numbers move while records flow, the group's member is listed,
+the app's custom panels of all four kinds render, and a screenshot is saved under the
+test's tmp_path (also to docs/images/dashboard.png when MILLSTREAM_SAVE_SCREENSHOT is set).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from postgres_support import free_port
+from support import ROOT, Names, WorkerProcess, produce_json, wait_for
+
+from millstream.config import Settings
+
+playwright = pytest.importorskip("playwright.sync_api")
+
+APP = "tests.integration.apps.dashboard_app:app"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+#: Bound of every wait on the page; a refresh comes every half second.
+PAGE_TIMEOUT_MS = 60_000
+
+
+@pytest.fixture
+def input_partitions() -> int:
+    return 4  # as apps/dashboard_app.py declares
+
+
+class Traffic:
+    """Publishes orders to ``topic`` in a thread, about ``rate`` a second, until stopped."""
+
+    def __init__(self, settings: Settings, topic: str, rate: int) -> None:
+        self.sent = 0
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(settings, topic, rate))
+        self._thread.start()
+
+    def _run(self, settings: Settings, topic: str, rate: int) -> None:
+        batch = max(rate // 10, 1)
+        try:
+            while not self._stop.wait(0.1):
+                records = [
+                    (f"c{i % 13}", {"id": i, "amount": i % 50 + 1})
+                    for i in range(self.sent, self.sent + batch)
+                ]
+                self.sent += produce_json(settings, topic, records)
+        except BaseException as exc:
+            self.error = exc
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(60)
+        if self.error is not None:
+            raise self.error
+
+
+def served(log: Path) -> str | None:
+    """The dashboard's address, once its log line says it (it listens on port 0)."""
+    match = re.search(r"on (http://[\d.]+:\d+)/", log.read_text())
+    return match[1] if match else None
+
+
+def healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def running(
+    names: Names, settings: Settings, bootstrap_servers: str, tmp_path: Path
+) -> Iterator[tuple[str, WorkerProcess]]:
+    """A worker of the test app with records flowing in, and its dashboard; yields the
+    dashboard's URL and the worker."""
+    metrics_port = free_port()
+    env = names.env(bootstrap_servers, tmp_path / "state", TEST_SLOW_US="1500")
+    worker = WorkerProcess(
+        APP, {**env, "MILLSTREAM_METRICS_PORT": str(metrics_port)}, tmp_path / "worker.log"
+    )
+    traffic = Traffic(settings, names.source, rate=300)
+    command = [
+        sys.executable, "-m", "millstream", "dashboard", APP,
+        "--port", "0",
+        "--metrics", f"http://127.0.0.1:{metrics_port}/metrics",
+        "--interval", "0.5",
+    ]  # fmt: skip
+    with (tmp_path / "dashboard.log").open("wb") as log:
+        dashboard = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    log_path = tmp_path / "dashboard.log"
+    try:
+        wait_for(
+            lambda: dashboard.poll() is None and worker.running() and served(log_path) is not None,
+            60,
+            "the dashboard to say where it serves",
+            observed=lambda: log_path.read_text()[-2000:],
+        )
+        url = served(log_path)
+        assert url is not None
+        wait_for(lambda: healthy(url + "/healthz"), 30, "the dashboard's /healthz")
+        yield url, worker
+    finally:
+        dashboard.terminate()
+        try:
+            dashboard.wait(30)
+        except subprocess.TimeoutExpired:
+            dashboard.kill()
+            dashboard.wait(30)
+        worker.stop()
+        traffic.stop()
+    assert dashboard.returncode == 0, (tmp_path / "dashboard.log").read_text()[-3000:]
+
+
+def text(page: object, selector: str) -> str:
+    return str(page.locator(selector).inner_text())  # type: ignore[attr-defined]
+
+
+def wait_for_change(page: object, selector: str, before: str, what: str) -> str:
+    """Wait (bounded) until ``selector``'s text differs from ``before``; returns the new text."""
+    page.wait_for_function(  # type: ignore[attr-defined]
+        "([sel, before]) => document.querySelector(sel).innerText !== before",
+        arg=[selector, before],
+        timeout=PAGE_TIMEOUT_MS,
+    )
+    after = text(page, selector)
+    assert after != before, what
+    return after
+
+
+def number(value: str) -> float:
+    return float(value.replace(",", ""))
+
+
+def test_the_page_shows_a_live_pipeline(
+    running: tuple[str, WorkerProcess], names: Names, tmp_path: Path
+) -> None:
+    url, worker = running
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 1000})
+            page.set_default_timeout(PAGE_TIMEOUT_MS)
+            page.goto(url + "/")
+            page.wait_for_selector("#status-dot.live")
+            assert text(page, "#app-id") == names.app
+
+            # Throughput: records come in and go out, and the totals move between reads.
+            page.wait_for_function(
+                "() => ['total-in', 'total-out'].every(id => "
+                "parseFloat(document.getElementById(id).innerText.replace(/,/g, '')) > 0)"
+            )
+            total_in = text(page, "#total-in")
+            assert number(wait_for_change(page, "#total-in", total_in, "records in")) > number(
+                total_in
+            )
+            page.wait_for_function(
+                "() => parseFloat(document.getElementById('rate-in')"
+                ".innerText.replace(/,/g, '')) > 0"
+            )
+
+            # Lag: one row per partition, committed offsets that move on.
+            rows = page.locator("#partitions tbody tr")
+            page.wait_for_function(
+                "() => [...document.querySelectorAll('#partitions tbody tr')]"
+                ".filter(r => /\\d/.test(r.cells[3].innerText)).length === 4"
+            )
+            assert [rows.nth(i).get_attribute("data-partition") for i in range(4)] == [
+                f"{names.source}[{i}]" for i in range(4)
+            ]
+            committed = text(page, "#partitions tbody")
+            wait_for_change(page, "#partitions tbody", committed, "committed offsets")
+            assert text(page, "#lag-total") != "\u2013"
+
+            # The group: the worker is its one member, owning the four partitions; its
+            # /metrics are read too.
+            client = f"{names.app}-{worker.pid}"
+            member = page.locator(f'#members tbody tr[data-client="{client}"]')
+            member.wait_for()
+            assert page.locator("#members tbody tr").count() == 1
+            assert all(f"{names.source}[{i}]" in member.inner_text() for i in range(4))
+            assert text(page, "#member-count") == "1"
+            page.wait_for_function(
+                f"() => document.querySelector('#workers tbody').innerText.includes('{client}')"
+            )
+
+            check_custom_panels(page)
+            shot = tmp_path / "dashboard.png"
+            page.screenshot(path=str(shot), full_page=True)
+            assert shot.stat().st_size > 10_000
+            if os.environ.get("MILLSTREAM_SAVE_SCREENSHOT"):
+                target = ROOT / "docs" / "images" / "dashboard.png"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(shot, target)
+        finally:
+            browser.close()
+
+
+def check_custom_panels(page: object) -> None:
+    """The test app's four panels (apps/dashboard_app.py), each drawn by its kind."""
+    panel = page.locator  # type: ignore[attr-defined]
+    stats = panel('.panel[data-title="Test stats"]')
+    stats.wait_for()
+    assert stats.get_attribute("data-kind") == "stats"
+    refreshes = stats.locator(".stat .value").first.inner_text()
+    deadline = time.monotonic() + PAGE_TIMEOUT_MS / 1000
+    while stats.locator(".stat .value").first.inner_text() == refreshes:
+        assert time.monotonic() < deadline, "the stats panel never refreshed"
+        page.wait_for_timeout(200)  # type: ignore[attr-defined]
+    assert "started" in stats.inner_text()
+    table = panel('.panel[data-title="Test table"]')
+    assert table.locator("tbody tr").count() == 2
+    assert table.locator("th").all_inner_texts() == ["reason", "n"]
+    assert "velocity" in table.locator("tbody tr").first.inner_text()
+    bars = panel('.panel[data-title="Test bars"] .hbar')
+    assert bars.count() == 3
+    widths = [bars.nth(i).locator(".fill").evaluate("e => e.style.width") for i in range(3)]
+    assert widths[0] == "100%" and float(widths[2].rstrip("%")) < float(widths[1].rstrip("%"))
+    series = panel('.panel[data-title="Test series"]')
+    assert series.get_attribute("data-kind") == "series"
+    assert series.locator("svg path").count() == 2
+    assert "10 points" in series.inner_text()
