@@ -21,6 +21,9 @@ Partition = tuple[str, int]
 #: Points kept per series: two minutes at the default one-second refresh.
 HISTORY = 120
 
+#: Seconds each rate is measured over.
+RATE_WINDOW = 3.0
+
 
 @dataclass(frozen=True)
 class WorkerMetrics:
@@ -51,14 +54,17 @@ class Reading:
 class RateSeries:
     """Records/s derived from a growing total, over the last ``history`` readings.
 
-    A total that went down (a topic deleted and made again, a worker restarted)
-    starts the rate afresh instead of showing a negative one.
+    Each rate is measured over about the last ``window`` seconds (at least between
+    the last two readings), so a total that moves in bursts (batches, checkpoints)
+    does not draw a saw. A total that went down (a topic deleted and made again, a
+    worker restarted) starts the measurement afresh instead of showing a negative rate.
     """
 
-    def __init__(self, history: int = HISTORY) -> None:
+    def __init__(self, history: int = HISTORY, window: float = RATE_WINDOW) -> None:
         self.points: deque[tuple[float, float]] = deque(maxlen=history)
         self.total: float | None = None
-        self._last: tuple[float, float] | None = None
+        self.window = window
+        self._totals: deque[tuple[float, float]] = deque()
 
     @property
     def rate(self) -> float | None:
@@ -68,14 +74,20 @@ class RateSeries:
     def add(self, time: float, total: float | None) -> None:
         """Add one reading of the total; None (not readable now) leaves a gap."""
         if total is None:
-            self._last = None
+            self._totals.clear()
             return
         self.total = total
-        last, self._last = self._last, (time, total)
-        if last is None or time <= last[0]:
+        totals = self._totals
+        if totals and time <= totals[-1][0]:
             return
-        rate = (total - last[1]) / (time - last[0])
-        self.points.append((time, max(rate, 0.0)))
+        if totals and total < totals[-1][1]:
+            totals.clear()
+        totals.append((time, total))
+        while len(totals) > 2 and totals[1][0] <= time - self.window:
+            totals.popleft()
+        if len(totals) >= 2:
+            first_time, first_total = totals[0]
+            self.points.append((time, (total - first_total) / (time - first_time)))
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -102,14 +114,16 @@ class DashboardModel:
         outputs: Iterable[str],
         consumed: Iterable[str],
         history: int = HISTORY,
+        rate_window: float = RATE_WINDOW,
     ) -> None:
         self.app_id = app_id
         self.inputs = sorted(set(inputs))
         self.outputs = sorted(set(outputs))
         self.consumed = sorted(set(consumed))
         self._history = history
-        self.records_in = RateSeries(history)
-        self.records_out = RateSeries(history)
+        self._window = rate_window
+        self.records_in = RateSeries(history, rate_window)
+        self.records_out = RateSeries(history, rate_window)
         self._lag_points: deque[tuple[float, float]] = deque(maxlen=history)
         self._worker_in: dict[str, RateSeries] = {}
         self._worker_out: dict[str, RateSeries] = {}
@@ -126,12 +140,13 @@ class DashboardModel:
         seen = set()
         for worker in reading.workers:
             seen.add(worker.url)
-            self._worker_in.setdefault(worker.url, RateSeries(self._history)).add(
-                reading.time, worker.records_in
-            )
-            self._worker_out.setdefault(worker.url, RateSeries(self._history)).add(
-                reading.time, worker.records_out
-            )
+            for series, total in (
+                (self._worker_in, worker.records_in),
+                (self._worker_out, worker.records_out),
+            ):
+                series.setdefault(worker.url, RateSeries(self._history, self._window)).add(
+                    reading.time, total
+                )
         for url in set(self._worker_in) - seen:
             del self._worker_in[url], self._worker_out[url]
 

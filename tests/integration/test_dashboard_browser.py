@@ -19,13 +19,14 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import pytest
+from playwright.sync_api import sync_playwright
 from postgres_support import free_port
-from support import ROOT, Names, WorkerProcess, produce_json, wait_for
+from support import ROOT, Names, WorkerProcess, wait_for
 
 from millstream.config import Settings
-
-playwright = pytest.importorskip("playwright.sync_api")
+from millstream.kafka import make_producer
 
 APP = "tests.integration.apps.dashboard_app:app"
 CHROMIUM = "/usr/bin/chromium"
@@ -48,32 +49,32 @@ def input_partitions() -> int:
 
 
 class Traffic:
-    """Publishes orders to ``topic`` in a thread, about ``rate`` a second, until stopped."""
+    """Publishes orders to ``topic`` from a thread, about ``rate`` a second, until stopped."""
 
     def __init__(self, settings: Settings, topic: str, rate: int) -> None:
         self.sent = 0
-        self.error: BaseException | None = None
+        self.errors: list[str] = []
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(settings, topic, rate))
+        self._producer = make_producer(
+            settings, on_delivery=lambda err, _msg: err and self.errors.append(str(err))
+        )
+        self._thread = threading.Thread(target=self._run, args=(topic, rate))
         self._thread.start()
 
-    def _run(self, settings: Settings, topic: str, rate: int) -> None:
+    def _run(self, topic: str, rate: int) -> None:
         batch = max(rate // 10, 1)
-        try:
-            while not self._stop.wait(0.1):
-                records = [
-                    (f"c{i % 13}", {"id": i, "amount": i % 50 + 1})
-                    for i in range(self.sent, self.sent + batch)
-                ]
-                self.sent += produce_json(settings, topic, records)
-        except BaseException as exc:
-            self.error = exc
+        while not self._stop.wait(0.1):
+            for i in range(self.sent, self.sent + batch):
+                value = orjson.dumps({"id": i, "amount": i % 50 + 1})
+                self._producer.produce(topic, value, f"c{i % 13}")
+            self.sent += batch
+            self._producer.poll(0)
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(60)
-        if self.error is not None:
-            raise self.error
+        assert self._producer.flush(60) == 0, "records still queued after 60 s"
+        assert not self.errors, f"delivery failed: {self.errors[:3]}"
 
 
 def served(log: Path) -> str | None:
@@ -97,11 +98,11 @@ def running(
     """A worker of the test app with records flowing in, and its dashboard; yields the
     dashboard's URL and the worker."""
     metrics_port = free_port()
-    env = names.env(bootstrap_servers, tmp_path / "state", TEST_SLOW_US="1500")
+    env = names.env(bootstrap_servers, tmp_path / "state", TEST_SLOW_US="2000")
     worker = WorkerProcess(
         APP, {**env, "MILLSTREAM_METRICS_PORT": str(metrics_port)}, tmp_path / "worker.log"
     )
-    traffic = Traffic(settings, names.source, rate=300)
+    traffic = Traffic(settings, names.source, rate=400)
     command = [
         sys.executable, "-m", "millstream", "dashboard", APP,
         "--port", "0",
@@ -160,7 +161,10 @@ def test_the_page_shows_a_live_pipeline(
     running: tuple[str, WorkerProcess], names: Names, tmp_path: Path
 ) -> None:
     url, worker = running
-    with playwright.sync_playwright() as p:
+    assert Path(CHROMIUM).exists(), (
+        f"{CHROMIUM} is missing (scripts/test installs it: apt-get install chromium)"
+    )
+    with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1440, "height": 1000})
@@ -209,10 +213,17 @@ def test_the_page_shows_a_live_pipeline(
             )
 
             check_custom_panels(page)
+            save_for_docs = bool(os.environ.get("MILLSTREAM_SAVE_SCREENSHOT"))
+            if save_for_docs:
+                # The README's picture: sparklines with some history (40 refreshes) in them.
+                page.wait_for_function(
+                    "() => document.querySelector('#spark-in path:last-child')"
+                    ".getAttribute('d').split('L').length > 40"
+                )
             shot = tmp_path / "dashboard.png"
             page.screenshot(path=str(shot), full_page=True)
             assert shot.stat().st_size > 10_000
-            if os.environ.get("MILLSTREAM_SAVE_SCREENSHOT"):
+            if save_for_docs:
                 target = ROOT / "docs" / "images" / "dashboard.png"
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(shot, target)
@@ -223,7 +234,7 @@ def test_the_page_shows_a_live_pipeline(
 def check_custom_panels(page: object) -> None:
     """The test app's four panels (apps/dashboard_app.py), each drawn by its kind."""
     panel = page.locator  # type: ignore[attr-defined]
-    stats = panel('.panel[data-title="Test stats"]')
+    stats = panel('.panel[data-title="Order stats"]')
     stats.wait_for()
     assert stats.get_attribute("data-kind") == "stats"
     refreshes = stats.locator(".stat .value").first.inner_text()
@@ -232,15 +243,15 @@ def check_custom_panels(page: object) -> None:
         assert time.monotonic() < deadline, "the stats panel never refreshed"
         page.wait_for_timeout(200)  # type: ignore[attr-defined]
     assert "started" in stats.inner_text()
-    table = panel('.panel[data-title="Test table"]')
+    table = panel('.panel[data-title="Top customers"]')
     assert table.locator("tbody tr").count() == 2
-    assert table.locator("th").all_inner_texts() == ["reason", "n"]
-    assert "velocity" in table.locator("tbody tr").first.inner_text()
-    bars = panel('.panel[data-title="Test bars"] .hbar')
+    assert table.locator("th").all_inner_texts() == ["customer", "orders"]
+    assert "c-7" in table.locator("tbody tr").first.inner_text()
+    bars = panel('.panel[data-title="Orders by size"] .hbar')
     assert bars.count() == 3
     widths = [bars.nth(i).locator(".fill").evaluate("e => e.style.width") for i in range(3)]
     assert widths[0] == "100%" and float(widths[2].rstrip("%")) < float(widths[1].rstrip("%"))
-    series = panel('.panel[data-title="Test series"]')
+    series = panel('.panel[data-title="Amount per second"]')
     assert series.get_attribute("data-kind") == "series"
     assert series.locator("svg path").count() == 2
     assert "10 points" in series.inner_text()

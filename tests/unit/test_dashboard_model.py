@@ -7,7 +7,10 @@ from millstream.kafka import GroupDescription, GroupMember
 
 
 def model() -> DashboardModel:
-    return DashboardModel("shop", inputs=["orders"], outputs=["enriched"], consumed=["orders"])
+    """A model whose rates are measured between the last two readings (window 0)."""
+    return DashboardModel(
+        "shop", inputs=["orders"], outputs=["enriched"], consumed=["orders"], rate_window=0
+    )
 
 
 def group(*members: GroupMember) -> GroupDescription:
@@ -33,18 +36,28 @@ def test_rates_come_from_end_offsets_between_readings() -> None:
     assert t["in"]["rate"] == 100.0
 
 
-def test_a_total_that_shrinks_gives_rate_zero_and_a_missing_one_a_gap() -> None:
-    series = RateSeries(history=3)
+def test_a_total_that_shrinks_starts_afresh_and_a_missing_one_leaves_a_gap() -> None:
+    series = RateSeries(history=3, window=0)
     series.add(1.0, 100)
     series.add(2.0, 50)  # topic recreated: never a negative rate
-    assert series.rate == 0.0
-    series.add(3.0, None)  # unreadable: the next reading starts afresh
-    series.add(4.0, 80)
-    assert [p[1] for p in series.points] == [0.0]
-    series.add(5.0, 90)
-    series.add(6.0, 100)
-    series.add(7.0, 110)
+    assert series.rate is None and series.total == 50
+    series.add(3.0, 70)
+    assert series.rate == 20.0
+    series.add(4.0, None)  # unreadable: the next reading starts afresh
+    series.add(5.0, 80)
+    assert [p[1] for p in series.points] == [20.0]
+    for t in (6.0, 7.0, 8.0):
+        series.add(t, 80 + (t - 5) * 10)
     assert len(series.points) == 3  # the history is bounded
+
+
+def test_rates_are_measured_over_the_window() -> None:
+    series = RateSeries(window=3.0)
+    for t, total in [(0.0, 0), (1.0, 100), (2.0, 100), (3.0, 400), (4.0, 400), (5.0, 700)]:
+        series.add(t, total)
+    # Bursts of 300 every two seconds: each rate is (total(t) - total(t - 3)) / 3, never
+    # the 0 and 300 in turn that the last two readings alone would give.
+    assert [p[1] for p in series.points] == [100.0, 50.0, 400 / 3, 100.0, 200.0]
 
 
 def test_lag_per_partition_with_its_owner() -> None:

@@ -26,11 +26,19 @@ def enrich(value: dict) -> dict:
 app.stream(source).map(enrich).to(output)
 
 
+TITLES = {
+    "stats": "Order stats",
+    "table": "Top customers",
+    "bars": "Orders by size",
+    "series": "Amount per second",
+}
+
+
 class Refreshes(Panel):
     """Counts its own snapshots, so the page shows a number that moves."""
 
     def __init__(self, kind: str) -> None:
-        self.title = f"Test {kind}"
+        self.title = TITLES[kind]
         self.kind = kind
         self.started = False
         self.count = 0
@@ -48,11 +56,11 @@ class Refreshes(Panel):
         if self.kind == "table":
             return {
                 "kind": "table",
-                "columns": ["reason", "n"],
-                "rows": [["velocity", 3], ["travel", 1]],
+                "columns": ["customer", "orders"],
+                "rows": [["c-7", 3], ["c-12", 1]],
             }
         if self.kind == "bars":
-            return {"kind": "bars", "items": {"velocity": 12, "amount": 5, "night": 2}}
+            return {"kind": "bars", "items": {"small": 12, "medium": 5, "large": 2}}
         now = time.time()
         return {"kind": "series", "points": [[now - 10 + i, (i * 7) % 5] for i in range(10)]}
 
