@@ -17,6 +17,7 @@ import contextlib
 import logging
 import signal
 import socket
+import threading
 from collections.abc import AsyncIterator, Iterator
 from importlib import resources
 from typing import Any
@@ -139,6 +140,9 @@ class _Server(uvicorn.Server):
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield  # only the main thread may set signal handlers
+            return
         original = {sig: signal.signal(sig, self.handle_exit) for sig in _SIGNALS}
         try:
             yield
@@ -148,6 +152,18 @@ class _Server(uvicorn.Server):
 
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def make_server(service: DashboardService, interval: float) -> uvicorn.Server:
+    """A uvicorn server of ``service``'s page; ``run(sockets=[...])`` serves until
+    SIGINT/SIGTERM (in the main thread) or until its ``should_exit`` is set."""
+    config = uvicorn.Config(
+        create_app(service, interval),
+        log_level="warning",
+        # Event streams never end by themselves: do not wait long for them on shutdown.
+        timeout_graceful_shutdown=1,
+    )
+    return _Server(config)
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -175,11 +191,5 @@ def bind(host: str, port: int) -> socket.socket:
 def serve(service: DashboardService, sock: socket.socket, interval: float) -> None:
     """Serve the dashboard on ``sock`` (from :func:`bind`) until SIGINT/SIGTERM, then
     stop the custom panels. Blocks."""
-    config = uvicorn.Config(
-        create_app(service, interval),
-        log_level="warning",
-        # Event streams never end by themselves: do not wait long for them on shutdown.
-        timeout_graceful_shutdown=1,
-    )
     with sock:
-        _Server(config).run(sockets=[sock])
+        make_server(service, interval).run(sockets=[sock])
