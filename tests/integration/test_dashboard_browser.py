@@ -14,14 +14,13 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pytest
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import Page, sync_playwright
 from postgres_support import free_port
 from support import ROOT, Names, WorkerProcess, wait_for
 
@@ -137,13 +136,13 @@ def running(
     assert dashboard.returncode == 0, (tmp_path / "dashboard.log").read_text()[-3000:]
 
 
-def text(page: object, selector: str) -> str:
-    return str(page.locator(selector).inner_text())  # type: ignore[attr-defined]
+def text(page: Page, selector: str) -> str:
+    return page.locator(selector).inner_text()
 
 
-def wait_for_change(page: object, selector: str, before: str, what: str) -> str:
+def wait_for_change(page: Page, selector: str, before: str, what: str) -> str:
     """Wait (bounded) until ``selector``'s text differs from ``before``; returns the new text."""
-    page.wait_for_function(  # type: ignore[attr-defined]
+    page.wait_for_function(
         "([sel, before]) => document.querySelector(sel).innerText !== before",
         arg=[selector, before],
         timeout=PAGE_TIMEOUT_MS,
@@ -172,86 +171,92 @@ def test_the_page_shows_a_live_pipeline(
             page.goto(url + "/")
             page.wait_for_selector("#status-dot.live")
             assert text(page, "#app-id") == names.app
-
-            # Throughput: records come in and go out, and the totals move between reads.
-            page.wait_for_function(
-                "() => ['total-in', 'total-out'].every(id => "
-                "parseFloat(document.getElementById(id).innerText.replace(/,/g, '')) > 0)"
-            )
-            total_in = text(page, "#total-in")
-            assert number(wait_for_change(page, "#total-in", total_in, "records in")) > number(
-                total_in
-            )
-            page.wait_for_function(
-                "() => parseFloat(document.getElementById('rate-in')"
-                ".innerText.replace(/,/g, '')) > 0"
-            )
-
-            # Lag: one row per partition, committed offsets that move on.
-            rows = page.locator("#partitions tbody tr")
-            page.wait_for_function(
-                "() => [...document.querySelectorAll('#partitions tbody tr')]"
-                ".filter(r => /\\d/.test(r.cells[3].innerText)).length === 4"
-            )
-            assert [rows.nth(i).get_attribute("data-partition") for i in range(4)] == [
-                f"{names.source}[{i}]" for i in range(4)
-            ]
-            committed = text(page, "#partitions tbody")
-            wait_for_change(page, "#partitions tbody", committed, "committed offsets")
-            assert text(page, "#lag-total") != "\u2013"
-
-            # The group: the worker is its one member, owning the four partitions; its
-            # /metrics are read too.
-            client = f"{names.app}-{worker.pid}"
-            member = page.locator(f'#members tbody tr[data-client="{client}"]')
-            member.wait_for()
-            assert page.locator("#members tbody tr").count() == 1
-            assert all(f"{names.source}[{i}]" in member.inner_text() for i in range(4))
-            assert text(page, "#member-count") == "1"
-            page.wait_for_function(
-                f"() => document.querySelector('#workers tbody').innerText.includes('{client}')"
-            )
-
+            check_throughput(page)
+            check_lag(page, names)
+            check_group(page, names, worker)
             check_custom_panels(page)
-            save_for_docs = bool(os.environ.get("MILLSTREAM_SAVE_SCREENSHOT"))
-            if save_for_docs:
-                # The README's picture: sparklines with some history (40 refreshes) in them.
-                page.wait_for_function(
-                    "() => document.querySelector('#spark-in path:last-child')"
-                    ".getAttribute('d').split('L').length > 40"
-                )
-            shot = tmp_path / "dashboard.png"
-            page.screenshot(path=str(shot), full_page=True)
-            assert shot.stat().st_size > 10_000
-            if save_for_docs:
-                target = ROOT / "docs" / "images" / "dashboard.png"
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(shot, target)
+            save_screenshot(page, tmp_path / "dashboard.png")
         finally:
             browser.close()
 
 
-def check_custom_panels(page: object) -> None:
+def check_throughput(page: Page) -> None:
+    """Records come in and go out, and the totals move between two reads."""
+    page.wait_for_function(
+        "() => ['total-in', 'total-out'].every(id => "
+        "parseFloat(document.getElementById(id).innerText.replace(/,/g, '')) > 0)"
+    )
+    before = text(page, "#total-in")
+    after = wait_for_change(page, "#total-in", before, "records in")
+    assert number(after) > number(before)
+    page.wait_for_function(
+        "() => parseFloat(document.getElementById('rate-in').innerText.replace(/,/g, '')) > 0"
+    )
+
+
+def check_lag(page: Page, names: Names) -> None:
+    """One row per partition, with committed offsets that move on."""
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#partitions tbody tr')]"
+        ".filter(r => /\\d/.test(r.cells[3].innerText)).length === 4"
+    )
+    rows = page.locator("#partitions tbody tr")
+    assert [rows.nth(i).get_attribute("data-partition") for i in range(4)] == [
+        f"{names.source}[{i}]" for i in range(4)
+    ]
+    committed = text(page, "#partitions tbody")
+    wait_for_change(page, "#partitions tbody", committed, "committed offsets")
+    assert number(text(page, "#lag-total")) >= 0
+
+
+def check_group(page: Page, names: Names, worker: WorkerProcess) -> None:
+    """The worker is the group's one member, owning the four partitions; its /metrics
+    are read too."""
+    client = f"{names.app}-{worker.pid}"
+    member = page.locator(f'#members tbody tr[data-client="{client}"]')
+    member.wait_for()
+    assert page.locator("#members tbody tr").count() == 1
+    assert all(f"{names.source}[{i}]" in member.inner_text() for i in range(4))
+    assert text(page, "#member-count") == "1"
+    page.wait_for_function(
+        f"() => document.querySelector('#workers tbody').innerText.includes('{client}')"
+    )
+
+
+def check_custom_panels(page: Page) -> None:
     """The test app's four panels (apps/dashboard_app.py), each drawn by its kind."""
-    panel = page.locator  # type: ignore[attr-defined]
-    stats = panel('.panel[data-title="Order stats"]')
+    stats = page.locator('.panel[data-title="Order stats"]')
     stats.wait_for()
     assert stats.get_attribute("data-kind") == "stats"
-    refreshes = stats.locator(".stat .value").first.inner_text()
-    deadline = time.monotonic() + PAGE_TIMEOUT_MS / 1000
-    while stats.locator(".stat .value").first.inner_text() == refreshes:
-        assert time.monotonic() < deadline, "the stats panel never refreshed"
-        page.wait_for_timeout(200)  # type: ignore[attr-defined]
+    value = '.panel[data-title="Order stats"] .stat:first-child .value'
+    wait_for_change(page, value, text(page, value), "the stats panel's refresh count")
     assert "started" in stats.inner_text()
-    table = panel('.panel[data-title="Top customers"]')
+    table = page.locator('.panel[data-title="Top customers"]')
     assert table.locator("tbody tr").count() == 2
     assert table.locator("th").all_inner_texts() == ["customer", "orders"]
     assert "c-7" in table.locator("tbody tr").first.inner_text()
-    bars = panel('.panel[data-title="Orders by size"] .hbar')
+    bars = page.locator('.panel[data-title="Orders by size"] .hbar')
     assert bars.count() == 3
     widths = [bars.nth(i).locator(".fill").evaluate("e => e.style.width") for i in range(3)]
     assert widths[0] == "100%" and float(widths[2].rstrip("%")) < float(widths[1].rstrip("%"))
-    series = panel('.panel[data-title="Amount per second"]')
+    series = page.locator('.panel[data-title="Amount per second"]')
     assert series.get_attribute("data-kind") == "series"
     assert series.locator("svg path").count() == 2
     assert "10 points" in series.inner_text()
+
+
+def save_screenshot(page: Page, shot: Path) -> None:
+    """The whole page to ``shot``; also to docs/images/dashboard.png, after some history
+    (40 refreshes) is in the sparklines, when MILLSTREAM_SAVE_SCREENSHOT is set."""
+    for_docs = bool(os.environ.get("MILLSTREAM_SAVE_SCREENSHOT"))
+    if for_docs:
+        page.wait_for_function(
+            "() => document.querySelector('#spark-in path:last-child')"
+            ".getAttribute('d').split('L').length > 40"
+        )
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+    if for_docs:
+        target = ROOT / "docs" / "images" / "dashboard.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, target)
