@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry
 
 from millstream.config import Settings, load_settings
 from millstream.dashboard import Reading
-from millstream.dashboard.readers import SCAN_PORTS, MetricsScraper, MetricsTargets
+from millstream.dashboard.readers import SCAN_PORTS, ClusterReader, MetricsScraper, MetricsTargets
 from millstream.processors.metrics import HealthServer, StatsCollector
 from millstream.processors.worker_config import WorkerStats
 
@@ -68,3 +68,15 @@ def test_targets_come_from_the_flags_else_a_scan_from_metrics_port() -> None:
     assert MetricsTargets.for_settings(load_settings(metrics_port=0), []) == MetricsTargets()
     unset = Settings(metrics_port=None)  # whatever the environment says
     assert MetricsTargets.for_settings(unset, []) == MetricsTargets()
+
+
+def test_an_unreachable_cluster_is_noted_in_the_reading_not_raised() -> None:
+    settings = load_settings(bootstrap_servers=f"127.0.0.1:{closed_port()}", client_timeout=1.0)
+    reading = Reading(time=1.0)
+    ClusterReader(settings, "shop", ["orders"]).read(reading)
+    assert [e.split(":")[0] for e in reading.errors] == [
+        "end offsets",
+        "committed offsets",
+        "group",
+    ]
+    assert reading.end_offsets == {} and reading.group is None
