@@ -17,6 +17,8 @@ code that raises it moves::
     │   ├── AuthorizationError      an ACL denies the operation
     │   ├── TopicNotFoundError      a topic the app refers to does not exist
     │   ├── TopicAlreadyExistsError create of an existing topic
+    │   ├── GroupNotFoundError      a consumer group has no members and no offsets
+    │   ├── GroupNotEmptyError      a group's offsets cannot change while members are alive
     │   ├── DeliveryError           a produced record could not be delivered
     │   └── TransactionError        a transaction could not commit (abortable or fatal)
     │       └── ProducerFenced      a worker's producer was fenced or is stuck: it rejoins
@@ -40,6 +42,8 @@ __all__ = [
     "BrokerUnreachableError",
     "ConfigurationError",
     "DeliveryError",
+    "GroupNotEmptyError",
+    "GroupNotFoundError",
     "IllegalTransition",
     "KafkaError",
     "LateRecord",
@@ -109,6 +113,14 @@ class TopicNotFoundError(KafkaError):
 
 class TopicAlreadyExistsError(KafkaError):
     """A topic to be created exists already."""
+
+
+class GroupNotFoundError(KafkaError):
+    """A consumer group the command names has no members and no committed offsets."""
+
+
+class GroupNotEmptyError(KafkaError):
+    """A group's committed offsets cannot be changed while it has live members."""
 
 
 class DeliveryError(KafkaError):
