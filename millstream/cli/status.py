@@ -49,6 +49,8 @@ AppArgument = Annotated[
     ),
 ]
 
+#: Seconds between readings of ``--watch`` without a number.
+DEFAULT_WATCH = 2.0
 #: How ``None`` (no committed offset, no known end, no lag) shows in tables.
 MISSING = "-"
 
@@ -77,24 +79,22 @@ def resolve(app: str, bootstrap_servers: str | None) -> Target:
 
 
 def status_command(
+    ctx: typer.Context,
     app: AppArgument,
     as_json: Annotated[
         bool,
         typer.Option("--json", help="Print JSON (one object per reading) instead of tables."),
     ] = False,
     watch: Annotated[
-        float | None,
+        bool,
         typer.Option(
             "--watch",
             "-w",
-            is_flag=False,
-            flag_value="2",
             metavar="[SECONDS]",
-            min=0.1,
-            help="Read again every SECONDS (2 when none given) until Ctrl-C.",
-            show_default=False,
+            help="Read again every SECONDS (a number after --watch; 2 when none given) "
+            "until Ctrl-C.",
         ),
-    ] = None,
+    ] = False,
     bootstrap_servers: BootstrapOption = None,
 ) -> None:
     """Show APP's consumer group: state, protocol, members, and per partition the
@@ -105,15 +105,49 @@ def status_command(
 
     Exits 1 if the group does not exist or the cluster does not answer.
     """
+    app, seconds = watch_arguments(app, list(ctx.args), watch)
     target = resolve(app, bootstrap_servers)
-    if watch is None:
+    if seconds is None:
         status = read_status(target.settings, target.group, target.topics)
         _print_status(status, as_json)
         return
     try:
-        _watch(target, watch, as_json)
+        _watch(target, seconds, as_json)
     except KeyboardInterrupt:
         return
+
+
+def watch_arguments(app: str, extra: list[str], watch: bool) -> tuple[str, float | None]:
+    """APP and the refresh interval from the command line: ``--watch`` takes an optional
+    number of seconds, which the parser leaves among the extra arguments (before or after
+    APP). Returns (APP, None) without ``--watch``.
+
+    Raises:
+        typer.BadParameter: an extra argument that is not the interval, or an interval
+            below 0.1 s.
+    """
+    if not watch:
+        if extra:
+            raise typer.BadParameter(f"unexpected argument {extra[0]!r}")
+        return app, None
+    if not extra:
+        return app, DEFAULT_WATCH
+    if len(extra) == 1 and _is_number(app) and not _is_number(extra[0]):
+        app, extra = extra[0], [app]  # `--watch 5 APP`: the parser took 5 for APP
+    if len(extra) > 1 or not _is_number(extra[0]):
+        raise typer.BadParameter(f"unexpected argument {extra[0]!r}", param_hint="--watch")
+    seconds = float(extra[0])
+    if seconds < 0.1:
+        raise typer.BadParameter("must be at least 0.1 seconds", param_hint="--watch")
+    return app, seconds
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _print_status(status: GroupStatus, as_json: bool) -> None:
@@ -124,9 +158,10 @@ def _print_status(status: GroupStatus, as_json: bool) -> None:
 
 
 def _watch(target: Target, seconds: float, as_json: bool) -> None:
-    if as_json:
+    if as_json or not console.is_terminal:
+        # Not a screen to redraw: one reading after the other.
         while True:
-            _print_status(read_status(target.settings, target.group, target.topics), True)
+            _print_status(read_status(target.settings, target.group, target.topics), as_json)
             time.sleep(seconds)
     with Live(Text("reading..."), console=console, auto_refresh=False) as live:
         while True:
@@ -250,10 +285,13 @@ def reset_command(
     changes = plan_reset(target.settings, target.group, where, topic, consumed)
     console.print(_changes_table(target.group, changes, dry_run))
     if dry_run:
-        console.print(f"dry run: {len(changes)} partitions would change; nothing changed")
+        console.print(
+            f"dry run: {len(changes)} partitions would change; nothing changed", soft_wrap=True
+        )
         return
     reset_offsets(target.settings, target.group, changes)
-    console.print(f"reset {len(changes)} partitions of group {target.group} to {to}", markup=False)
+    done = f"reset {len(changes)} partitions of group {target.group} to {to}"
+    console.print(done, markup=False, soft_wrap=True)
 
 
 def _changes_table(group: str, changes: list[ResetChange], dry_run: bool) -> Table:
@@ -269,5 +307,6 @@ def _changes_table(group: str, changes: list[ResetChange], dry_run: bool) -> Tab
 
 def register(cli: typer.Typer) -> None:
     """Add ``millstream status`` and ``millstream reset`` to the root CLI."""
-    cli.command("status")(handles_errors(status_command))
+    extra = {"allow_extra_args": True, "ignore_unknown_options": False}
+    cli.command("status", context_settings=extra)(handles_errors(status_command))
     cli.command("reset")(handles_errors(reset_command))
