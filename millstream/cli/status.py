@@ -195,10 +195,31 @@ def render_status(status: GroupStatus) -> RenderableType:
     if status.missing_topics:
         missing = ", ".join(status.missing_topics)
         parts.append(Text(f"topics that do not exist: {missing}", style="yellow"))
+    if status.restores:
+        parts.append(_restores_table(status))
     dlq = status.dlq
     held = "topic does not exist" if dlq.records is None else f"{dlq.records} records"
     parts.append(Text(f"dead letters: {dlq.topic}: {held}"))
     return Group(*parts)
+
+
+def _restores_table(status: GroupStatus) -> Table:
+    table = Table("Changelog", "Partition", "Restored", "Of", "Done", title="restores")
+    table.columns[0].overflow = "fold"
+    table.add_column("By")
+    table.add_column("Reported")
+    now = time.time() * 1000
+    for r in status.restores:
+        table.add_row(
+            Text(r.changelog),
+            str(r.partition),
+            str(r.position - r.start),
+            str(r.target - r.start),
+            f"{r.fraction:.0%}",
+            Text(f"{r.host} pid {r.pid}"),
+            f"{max(0.0, (now - r.reported_at) / 1000):.0f}s ago",
+        )
+    return table
 
 
 def _members_table(status: GroupStatus) -> RenderableType:

@@ -15,6 +15,7 @@ from typing import Any
 
 from millstream.config import Settings
 from millstream.errors import GroupNotFoundError
+from millstream.groups.restores import RestoreProgress, parse_reports, restore_group
 from millstream.kafka.admin import TopicAdmin
 from millstream.kafka.groups import GroupAdmin, GroupDescription, GroupMember, Partition
 from millstream.processors.tasks.delays import tier_topics
@@ -73,6 +74,9 @@ class GroupStatus:
     dlq: DeadLetterSize
     #: consumed topics that do not exist on the cluster
     missing_topics: list[str] = field(default_factory=list)
+    #: restores as the workers last reported them, unfinished ones (in progress or cut
+    #: short) only
+    restores: list[RestoreProgress] = field(default_factory=list)
 
     @property
     def total_lag(self) -> int:
@@ -178,6 +182,9 @@ def read_status(
         ],
         dlq=_dead_letters(groups, counts, f"{group}-dlq"),
         missing_topics=sorted(t for t in kinds if t not in counts),
+        restores=[
+            r for r in parse_reports(groups.committed_metadata(restore_group(group))) if not r.done
+        ],
     )
 
 

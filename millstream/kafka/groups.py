@@ -122,11 +122,15 @@ class GroupAdmin:
     def committed(self, group: str) -> dict[Partition, int]:
         """The offset the group committed on each partition that has one (the next
         offset to read). Partitions without a commit are absent."""
+        return {key: offset for key, (offset, _) in self.committed_metadata(group).items()}
+
+    def committed_metadata(self, group: str) -> dict[Partition, tuple[int, str | None]]:
+        """:meth:`committed`, with the metadata string committed with each offset."""
         request = [ConsumerGroupTopicPartitions(group)]
         futures = self._client.list_consumer_group_offsets(request, request_timeout=self._timeout)
         answer = self._result(futures[group], f"reading the offsets of group {group!r}")
         return {
-            (tp.topic, tp.partition): tp.offset
+            (tp.topic, tp.partition): (tp.offset, tp.metadata or None)
             for tp in answer.topic_partitions or []
             if tp.error is None and tp.offset >= 0
         }

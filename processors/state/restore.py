@@ -28,6 +28,7 @@ from millstream.kafka import ConsumedRecord, Consumer, TopicPartition, from_exce
 from millstream.processors.batches import partition_runs
 from millstream.processors.state.backends import Position
 from millstream.processors.state.changelog import MARKER_KEY, decode_marker
+from millstream.processors.state.restore_report import RestoreReport
 from millstream.processors.state.store import StorePartition
 
 log = logging.getLogger("millstream.restore")
@@ -101,8 +102,10 @@ class Restorer:
         remaining = dict(by_partition)
         read = 0
         total = sum(r.high - r.start for r in replays)
+        report = RestoreReport(consumer)
         with _progress(replays, total) as advance:
             while remaining:
+                report.progress((r.progress() for r in replays), final=False)
                 messages = consumer.consume(self._batch_size, 0.2)
                 if not messages:
                     self._check_positions(consumer, remaining)
@@ -113,6 +116,7 @@ class Restorer:
                         remaining.pop((topic, partition), None)
                 read += len(messages)
                 advance(len(messages))
+        report.progress((r.progress(done=True) for r in replays), final=True)
         return read
 
     @staticmethod
@@ -159,6 +163,12 @@ class _Replay:
         self.store, self.start, self.high = store, start, high
         self.pending: dict[bytes, bytes | None] = {}
         self.read = 0
+        self.position = start
+
+    def progress(self, *, done: bool = False) -> tuple[str, int, int, int, int]:
+        """(changelog, partition, start, position, target) for the restore report."""
+        position = self.high if done else self.position
+        return (self.store.changelog, self.store.partition, self.start, position, self.high)
 
     def add(self, run: list[ConsumedRecord]) -> bool:
         """Apply a run of this partition's records; True once the partition is done."""
@@ -174,7 +184,8 @@ class _Replay:
             elif key is not None:
                 pending[key] = message.value()
         self.read += len(run)
-        return run[-1].offset() + 1 >= self.high
+        self.position = run[-1].offset() + 1
+        return self.position >= self.high
 
     def finish(self) -> None:
         store = self.store
