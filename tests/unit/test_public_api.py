@@ -71,6 +71,8 @@ def test_errors() -> None:
         "ConfigurationError",
         "IllegalTransition",
         "DeliveryError",
+        "GroupNotEmptyError",
+        "GroupNotFoundError",
         "KafkaError",
         "LateRecord",
         "LocalClusterError",
