@@ -40,7 +40,7 @@ def make_status(*, members: bool = True, dlq: int | None = 0) -> GroupStatus:
 def test_status_table_shows_the_figures_and_dashes_where_none() -> None:
     text = rendered(make_status())
     assert "state Stable  protocol consumer" in text and "total lag 5" in text
-    rows = [line for line in text.splitlines() if "│ orders" in line]
+    rows = [line for line in text.splitlines() if "│ source" in line]
     assert [[c.strip() for c in line.split("│")[3:7]] for line in rows] == [
         ["0", "10", "15", "5"],
         ["1", "-", "7", "-"],
