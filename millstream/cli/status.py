@@ -217,9 +217,17 @@ def _restores_table(status: GroupStatus) -> Table:
             str(r.target - r.start),
             f"{r.fraction:.0%}",
             Text(f"{r.host} pid {r.pid}"),
-            f"{max(0.0, (now - r.reported_at) / 1000):.0f}s ago",
+            reported(r.reported_at, now),
         )
     return table
+
+
+def reported(at_ms: int, now_ms: float) -> str:
+    """When a report came: seconds ago within the hour, else its UTC time."""
+    age = max(0.0, (now_ms - at_ms) / 1000)
+    if age < 3600:
+        return f"{age:.0f}s ago"
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(at_ms / 1000))
 
 
 def _members_table(status: GroupStatus) -> RenderableType:

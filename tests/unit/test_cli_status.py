@@ -7,7 +7,13 @@ import pytest
 import typer
 from rich.console import Console
 
-from millstream.cli.status import cell, partition_list, render_status, watch_arguments
+from millstream.cli.status import (
+    cell,
+    partition_list,
+    render_status,
+    reported,
+    watch_arguments,
+)
 from millstream.groups import GroupStatus, MemberStatus, PartitionLag
 from millstream.groups.restores import RestoreProgress
 from millstream.groups.status import DeadLetterSize
@@ -84,3 +90,8 @@ def test_watch_arguments(
 def test_watch_arguments_refuse(extra: list[str], watch: bool) -> None:
     with pytest.raises(typer.BadParameter):
         watch_arguments("shop", extra, watch)
+
+
+def test_report_times() -> None:
+    assert reported(1_000_000, 1_042_400) == "42s ago"
+    assert reported(0, 10_000_000) == "1970-01-01 00:00:00 UTC"
