@@ -166,12 +166,22 @@ def test_status_equals_kafka_tool_during_a_run_and_after_kill_9(
         return any(c > 0 for c in committed_offsets(settings, names.app, names.source, 6).values())
 
     wait_for(committed_some, 90, "the worker's first commit")
-    # The member, read while it runs (a frozen one is dropped after the session timeout).
-    running = status_json(bootstrap_servers, names.app)
-    assert running["state"] == "Stable" and running["protocol"] in ("consumer", "classic")
-    (member,) = running["members"]
-    assert member["client_id"] == f"{names.app}-{worker.pid}"
-    assert sorted(tuple(p) for p in member["partitions"]) == [(names.source, p) for p in range(6)]
+    # The member, read while it runs (a frozen one is dropped after the session timeout),
+    # once the coordinator has seen it take all six partitions (it acknowledges them in a
+    # heartbeat, which can come after its first commit).
+    everything = [[names.source, p] for p in range(6)]
+    seen: list[dict[str, Any]] = []
+
+    def settled() -> bool:
+        seen[:] = [status_json(bootstrap_servers, names.app)]
+        members = seen[0]["members"]
+        return len(members) == 1 and sorted(members[0]["partitions"]) == everything
+
+    wait_for(settled, 30, "the member to hold all six partitions", observed=lambda: str(seen))
+    running = seen[0]
+    assert running["protocol"] in ("consumer", "classic")
+    assert running["members"][0]["client_id"] == f"{names.app}-{worker.pid}"
+    assert running["members"][0]["pending"] == []
     assert running["dlq"] == {"topic": names.dlq, "records": 0}
 
     worker.send_signal(signal.SIGSTOP)
