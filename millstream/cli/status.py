@@ -16,6 +16,7 @@ import orjson
 import typer
 from rich.console import Group, RenderableType
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -23,6 +24,7 @@ from millstream.cli.common import (
     BootstrapOption,
     cli_settings,
     console,
+    err_console,
     error_message,
     handles_errors,
 )
@@ -158,22 +160,31 @@ def _print_status(status: GroupStatus, as_json: bool) -> None:
 
 
 def _watch(target: Target, seconds: float, as_json: bool) -> None:
+    """Read every ``seconds`` until Ctrl-C. The first reading's error ends the command (a
+    mistyped app id, say); later ones are shown, and the next reading tries again."""
+    status = read_status(target.settings, target.group, target.topics)
     if as_json or not console.is_terminal:
         # Not a screen to redraw: one reading after the other.
         while True:
-            _print_status(read_status(target.settings, target.group, target.topics), as_json)
+            _print_status(status, as_json)
             time.sleep(seconds)
-    with Live(Text("reading..."), console=console, auto_refresh=False) as live:
+            status = _read_again(target, status)
+    with Live(render_status(status), console=console, auto_refresh=False) as live:
         while True:
-            try:
-                status = read_status(target.settings, target.group, target.topics)
-                view: RenderableType = render_status(status)
-            except MillstreamError as exc:
-                view = Text(f"error: {error_message(exc)} (trying again)", style="bold red")
             stamp = time.strftime("%H:%M:%S")
-            live.update(Group(view, Text(f"read at {stamp}; every {seconds:g}s, Ctrl-C stops")))
-            live.refresh()
+            note = Text(f"read at {stamp}; every {seconds:g}s, Ctrl-C stops")
+            live.update(Group(render_status(status), note), refresh=True)
             time.sleep(seconds)
+            status = _read_again(target, status)
+
+
+def _read_again(target: Target, last: GroupStatus) -> GroupStatus:
+    """A new reading; on failure the error on stderr and the last reading again."""
+    try:
+        return read_status(target.settings, target.group, target.topics)
+    except MillstreamError as exc:
+        err_console.print(f"[bold red]error:[/] {escape(error_message(exc))} (trying again)")
+        return last
 
 
 def cell(value: int | None) -> str:

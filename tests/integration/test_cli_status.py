@@ -11,6 +11,7 @@ dead (SIGKILL), and only from readings that did not change while the tool ran.
 from __future__ import annotations
 
 import datetime
+import select
 import signal
 import subprocess
 import sys
@@ -359,3 +360,34 @@ def test_unknown_group_and_bad_target_are_clear_errors(bootstrap_servers: str) -
     assert result.exit_code == 1 and "nothing to reset" in result.output
     result = run_cli("reset", group, "--to", "last tuesday", "-b", bootstrap_servers)
     assert result.exit_code == 2 and "ISO-8601" in result.output
+
+
+def test_watch_prints_a_reading_per_interval_until_interrupted(
+    names: Names, settings: Settings, bootstrap_servers: str
+) -> None:
+    produce(settings, names.source, [("k", b'{"amount": 1}')])
+    reset = run_cli(
+        "reset", names.app, "--to", "earliest", "-t", names.source, "-b", bootstrap_servers
+    )
+    assert reset.exit_code == 0, reset.output
+    command = [sys.executable, "-m", "millstream", "status", names.app, "--watch", "0.3", "--json"]
+    watcher = subprocess.Popen(
+        [*command, "-b", bootstrap_servers], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert watcher.stdout is not None
+        readings = []
+        deadline = time.monotonic() + 60
+        while len(readings) < 3:
+            ready, _, _ = select.select(
+                [watcher.stdout], [], [], max(0.0, deadline - time.monotonic())
+            )
+            assert ready, f"{len(readings)} readings within 60 s"
+            readings.append(orjson.loads(watcher.stdout.readline()))
+        assert {r["group"] for r in readings} == {names.app}
+        assert all(r["total_lag"] == 1 for r in readings)
+        watcher.send_signal(signal.SIGINT)
+        assert watcher.wait(30) == 0
+    finally:
+        watcher.kill()
+        watcher.wait(30)
