@@ -1,0 +1,205 @@
+"""Periodic tasks against the real cluster: one firing per period across a group of
+workers, through kill -9s of the worker running the schedule; the catch-up policy
+for periods missed while no worker ran; a per-second cron schedule in a time zone.
+
+Workers are ``millstream worker`` processes of apps/periodic.py. Every execution of
+a periodic task appends a line with the period it fired for to the test's log, so
+the tests count firings from the workers' own account.
+
+A kill -9 is made at a moment when every period due so far has run and its task's
+offset is committed: a task that ran but was not yet committed when its worker died
+runs again on the next owner (tasks are at-least-once for side effects, see
+docs/tasks.md), which would be a second execution of a period that fired once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from apps.periodic import CATCH_UP_EVERY, read_log
+from support import Names, WorkerProcess, committed_offsets, end_offsets, wait_for
+
+from millstream.config import Settings
+from millstream.processors.tasks.periodic import schedule_topic
+
+pytestmark = pytest.mark.timeout(240)
+
+EVERY_APP = "tests.integration.apps.periodic:every_app"
+CATCH_UP_APP = "tests.integration.apps.periodic:catch_up_app"
+EVERY_MS = 2000
+WINDOW_MS = 60_000
+
+
+def periods(log: Path, task: str) -> list[int]:
+    """The periods (epoch ms) ``task`` ran for, in the order they ran."""
+    return [round(e["period"] * 1000) for e in read_log(log) if e["task"] == task]
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def wait_until(moment_ms: int, what: str) -> None:
+    """Wait for a wall-clock moment: the schedule under test is a wall-clock one."""
+    wait_for(lambda: now_ms() >= moment_ms, (moment_ms - now_ms()) / 1000 + 5, what, 0.05)
+
+
+class Group:
+    """Worker processes of one app, all logging to one file."""
+
+    def __init__(self, app: str, env: dict[str, str], log: Path, schedule: str) -> None:
+        self.app, self.env, self.log, self.schedule = app, env, log, schedule
+        self.workers: list[WorkerProcess] = []
+
+    def start(self) -> WorkerProcess:
+        worker = WorkerProcess(self.app, self.env, self.log)
+        self.workers.append(worker)
+        return worker
+
+    def alive(self) -> list[WorkerProcess]:
+        return [w for w in self.workers if w.exit_code is None]
+
+    def schedule_owners(self) -> list[WorkerProcess]:
+        return [w for w in self.alive() if w.owned(self.schedule)]
+
+    def stop(self) -> list[int]:
+        for worker in self.alive():
+            worker.terminate()
+        return [w.stop() for w in self.workers if w.exit_code is None or w.exit_code == 0]
+
+    def kill_all(self) -> None:
+        for worker in self.workers:
+            worker.kill()
+
+
+def test_every_2s_fires_once_per_period_through_two_kills_of_the_schedule_owner(
+    names: Names, bootstrap_servers: str, settings: Settings, tmp_path: Path
+) -> None:
+    log, worker_log = tmp_path / "runs.jsonl", tmp_path / "workers.log"
+    env = names.env(bootstrap_servers, tmp_path / "state", TEST_PERIODIC_LOG=str(log))
+    task_topic = f"{names.app}-task-beat"
+    group = Group(EVERY_APP, env, worker_log, schedule_topic(names.app))
+    killed: list[int] = []
+    try:
+        for _ in range(3):
+            group.start()
+        wait_for(lambda: bool(periods(log, "beat")), 90, "the first firing of beat")
+        window = periods(log, "beat")[0] + 2 * EVERY_MS
+        end = window + WINDOW_MS
+
+        def safe_to_kill() -> bool:
+            """One worker owns the schedule, every due period ran, and its task offset is
+            committed, with the next period at least half a second away."""
+            owners = group.schedule_owners()
+            due = now_ms() // EVERY_MS * EVERY_MS
+            if len(owners) != 1 or due not in periods(log, "beat"):
+                return False
+            committed = committed_offsets(settings, names.app, task_topic, 1)
+            if committed != end_offsets(settings, task_topic):
+                return False
+            return 500 <= now_ms() % EVERY_MS <= 1500
+
+        for kill_at in (window + 14_000, window + 34_000):
+            wait_until(kill_at, f"the moment to kill (+{kill_at - window} ms)")
+            wait_for(safe_to_kill, 30, "a moment with every due period run and committed")
+            (owner,) = group.schedule_owners()
+            owner.kill()
+            killed.append(owner.pid)
+            group.start()
+            wait_for(
+                lambda: len(group.schedule_owners()) == 1, 60, "a new owner of the schedule"
+            )
+        last = end - EVERY_MS
+        wait_for(
+            lambda: last in periods(log, "beat"),
+            (last - now_ms()) / 1000 + 60,
+            f"the firing of the last period of the window ({last})",
+            observed=lambda: f"last periods fired: {periods(log, 'beat')[-5:]}",
+        )
+        assert all(code == 0 for code in group.stop()), worker_log.read_text()[-3000:]
+    finally:
+        group.kill_all()
+
+    fired = periods(log, "beat")
+    counts = Counter(fired)
+    twice = {p: n for p, n in counts.items() if n > 1}
+    assert not twice, f"periods fired more than once: {twice}"
+    in_window = sorted(p for p in fired if window <= p < end)
+    expected = list(range(window, end, EVERY_MS))
+    assert len(in_window) == WINDOW_MS // EVERY_MS == 30
+    assert in_window == expected, f"missing: {sorted(set(expected) - set(in_window))}"
+    assert sorted(fired) == list(range(fired[0], max(fired) + 1, EVERY_MS)), "a gap"
+    runs = [e for e in read_log(log) if window / 1000 <= e["period"] < end / 1000]
+    lateness = [e["ran"] - e["period"] for e in runs]
+    assert len(killed) == 2
+    print(
+        f"{len(in_window)} firings in {WINDOW_MS / 1000:.0f} s, none twice; two kill -9s of "
+        f"the schedule's owner; lateness median {sorted(lateness)[len(lateness) // 2]:.2f} s, "
+        f"max {max(lateness):.2f} s (the handovers); "
+        f"run by {len({e['pid'] for e in runs})} processes"
+    )
+
+
+def test_missed_periods_catch_up_once_or_not_by_policy_and_cron_fires_each_period(
+    names: Names, bootstrap_servers: str, tmp_path: Path
+) -> None:
+    log, worker_log = tmp_path / "runs.jsonl", tmp_path / "workers.log"
+    env = names.env(bootstrap_servers, tmp_path / "state", TEST_PERIODIC_LOG=str(log))
+    every = round(CATCH_UP_EVERY * 1000)
+    group = Group(CATCH_UP_APP, env, worker_log, schedule_topic(names.app))
+    try:
+        group.start()
+        wait_for(
+            lambda: bool(periods(log, "keep")) and bool(periods(log, "skip")),
+            90,
+            "the first firings of keep and skip",
+        )
+        assert group.stop() == [0], worker_log.read_text()[-3000:]
+        last = max(periods(log, "keep"))
+        assert max(periods(log, "skip")) == last
+        # Nobody runs the schedule for the periods last + 8 s and last + 16 s. The worker
+        # comes back just over the grace (1 s) after the second, and takes the schedule
+        # over well before the next one (last + 24 s).
+        missed = last + 2 * every
+        wait_until(missed + 1300, "two periods without a worker")
+        restarted = group.start()
+        wait_for(
+            lambda: missed + every in periods(log, "keep") + periods(log, "skip"),
+            60,
+            "the first period after the restart",
+        )
+        after = missed + every
+        wait_for(
+            lambda: {after} <= set(periods(log, "keep")) & set(periods(log, "skip")),
+            30,
+            "keep and skip to fire the period after the restart",
+        )
+        assert group.stop() == [0, 0], worker_log.read_text()[-3000:]
+    finally:
+        group.kill_all()
+
+    assert "missed by more than 1s" in restarted.text(), restarted.text()[-3000:]
+    keep, skip = periods(log, "keep"), periods(log, "skip")
+    assert Counter(keep).most_common(1)[0][1] == 1, keep
+    assert Counter(skip).most_common(1)[0][1] == 1, skip
+    # catch_up=True: the latest missed period fired once, on the restart; the one
+    # before it not at all. catch_up=False: neither.
+    assert [p for p in keep if p > last] == [missed, after], (last, keep)
+    assert [p for p in skip if p > last] == [after], (last, skip)
+    check_cron(read_log(log), first_missed=last + every, restart=missed)
+
+
+def check_cron(runs: list[dict[str, Any]], *, first_missed: int, restart: int) -> None:
+    """``tick`` fired each even second from its first to its last period, once, also
+    across the outage (late, within its 60 s grace)."""
+    ticks = [round(e["period"] * 1000) for e in runs if e["task"] == "tick"]
+    assert Counter(ticks).most_common(1)[0][1] == 1, "a cron period fired twice"
+    assert all(p % 2000 == 0 for p in ticks), ticks
+    assert sorted(ticks) == list(range(min(ticks), max(ticks) + 1, 2000)), "a cron gap"
+    late = [e for e in runs if e["task"] == "tick" and first_missed <= e["period"] * 1000 < restart]
+    assert len(late) >= 4, "the outage covered no cron period"
+    assert all(e["ran"] * 1000 > restart for e in late)
