@@ -2,10 +2,10 @@
 periodic task appends one line (pid, task name, task id, the period it fired for and
 the time it ran) to the file TEST_PERIODIC_LOG.
 
-``every_app`` fires ``beat`` every 2 s. ``catch_up_app`` fires ``keep`` and ``skip``
-every 8 s with a misfire grace of 1 s (one catches up missed periods, the other does
-not) and ``tick`` by a per-second cron expression in Berlin time (every even second,
-with the default grace).
+``every_app`` fires ``beat`` every 2 s, with the guarantee TEST_GUARANTEE.
+``catch_up_app`` fires ``keep`` and ``skip`` every 8 s with a misfire grace of 1 s
+(one catches up missed periods, the other does not) and ``tick`` by a per-second
+cron expression in Berlin time (every even second, with the default grace).
 """
 
 from __future__ import annotations
@@ -45,7 +45,11 @@ def read_log(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-every_app = App(APP_ID, commit_interval=0.2)
+every_app = App(
+    APP_ID,
+    commit_interval=0.2,
+    processing_guarantee=os.environ.get("TEST_GUARANTEE", "at_least_once"),  # type: ignore[arg-type]
+)
 
 
 @every_app.periodic(every=timedelta(seconds=2))
