@@ -42,6 +42,14 @@ def periods(log: Path, task: str) -> list[int]:
     return [round(e["period"] * 1000) for e in read_log(log) if e["task"] == task]
 
 
+def problems(worker_log: Path) -> str:
+    """The warnings, errors and tracebacks the workers logged."""
+    lines = worker_log.read_text().splitlines()
+    return "\n".join(line for line in lines if not line[:4].isdigit() or " INFO " not in line)[
+        -6000:
+    ]
+
+
 def iso_ms(text: str) -> int:
     return round(datetime.fromisoformat(text).timestamp() * 1000)
 
@@ -82,7 +90,9 @@ class Group:
         """SIGTERM to every worker still running; the exit codes of all not killed."""
         for worker in self.alive():
             worker.terminate()
-        return [w.stop() for w in self.workers if w not in self.killed]
+        # One SIGTERM each (a second one would cut a worker's shutdown short).
+        codes = [w.wait(60) for w in self.workers if w not in self.killed]
+        return [-9 if code is None else code for code in codes]
 
     def kill_all(self) -> None:
         for worker in self.workers:
@@ -147,7 +157,8 @@ def test_every_2s_fires_once_per_period_through_two_kills_of_the_schedule_owner(
             f"the firing of the last period of the window ({last})",
             observed=lambda: f"last periods fired: {periods(log, 'beat')[-5:]}",
         )
-        assert all(code == 0 for code in group.stop()), worker_log.read_text()[-3000:]
+        codes = group.stop()
+        assert all(code == 0 for code in codes), (codes, problems(worker_log))
     finally:
         group.kill_all()
 
