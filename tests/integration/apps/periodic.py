@@ -14,8 +14,6 @@ import json
 import os
 import time
 from datetime import datetime, timedelta
-from pathlib import Path
-from typing import Any
 
 import millstream
 from millstream import App
@@ -36,13 +34,6 @@ def _record() -> None:
         os.write(fd, (json.dumps(line) + "\n").encode())
     finally:
         os.close(fd)
-
-
-def read_log(path: Path) -> list[dict[str, Any]]:
-    """The executions logged so far."""
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 every_app = App(
