@@ -111,6 +111,12 @@ class ScheduleStep(StatefulStep):
     def process(self, rows: list[Row], part: AssignedPartition) -> None:
         """Records written to the schedule topic mean nothing; they are ignored."""
 
+    def open_partition(self, part: AssignedPartition) -> None:
+        """This worker owns the schedule now (its state is restored, or rolled back after
+        an aborted transaction): say so."""
+        schedules = ", ".join(f"{name} ({p.schedule})" for name, p in self.periodics.items())
+        log.info("this worker runs the schedule: %s", schedules)
+
     def punctuate(self, part: AssignedPartition, now: float) -> None:
         """Fire what is due now (``now`` is monotonic; periods are wall-clock times)."""
         store = part.store(self.store_name)

@@ -79,6 +79,7 @@ def test_missed_periods_catch_up_once_or_not_by_policy_and_cron_fires_each_perio
             observed=lambda: restarted.text()[-2000:],
         )
         missed = {name: iso_ms(at) for name, _, at in MISSED.findall(restarted.text())}
+        assert "this worker runs the schedule: keep (every 0:00:08)" in restarted.text()
         assert missed["keep"] == missed["skip"] >= last + 2 * every, (last, missed)
         after = missed["keep"] + every
         wait_for(
