@@ -272,11 +272,23 @@ class TopicAdmin:
         try:
             return future.result(timeout=self._timeout)
         except KafkaException as exc:
+            self._raise_refusal()
             raise from_exception(exc, what) from exc
         except concurrent.futures.TimeoutError as exc:
+            self._raise_refusal()
             raise BrokerUnreachableError(
                 f"{what}: no answer within {self._timeout:g}s", retriable=True
             ) from exc
+
+    def _raise_refusal(self) -> None:
+        """Raise the cluster's refusal of this client (wrong credentials, untrusted
+        certificate) when that is why a request failed.
+
+        The admin client's requests only time out when no broker lets it in; the
+        reason waits as an error event that this client's poll() serves (to the error
+        callback of millstream.kafka.clients, which raises it).
+        """
+        self._client.poll(0)
 
     def _wait_for_metadata(self, names: builtins.list[str]) -> None:
         # Created topics become visible to metadata requests a moment after the
@@ -302,6 +314,7 @@ class TopicAdmin:
         try:
             return self._client.list_topics(topic=topic, timeout=seconds)
         except KafkaException as exc:
+            self._raise_refusal()
             error = from_exception(exc, "reading cluster metadata")
             if error.code in {"_TRANSPORT", "_TIMED_OUT", "_ALL_BROKERS_DOWN"}:
                 raise BrokerUnreachableError(

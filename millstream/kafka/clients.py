@@ -5,6 +5,11 @@ returns are the confluent-kafka objects themselves (a consumer is a
 :class:`~millstream.kafka.group.GroupConsumer`, a subclass that changes only how
 partitions are assigned): the hot path calls their methods directly, with no
 per-record wrapper.
+
+Every client gets the connection settings (TLS, SASL) of :class:`Settings` and an
+error callback that turns a refusal by the cluster (wrong SASL credentials, an
+untrusted certificate) into an exception out of the client's next ``poll()``,
+``consume()`` or ``flush()``: librdkafka itself would retry the connection for ever.
 """
 
 from __future__ import annotations
@@ -14,9 +19,11 @@ import time
 from typing import Any
 
 from confluent_kafka import Consumer, Producer
+from confluent_kafka import KafkaError as ClientError
 from confluent_kafka.admin import AdminClient
 
 from millstream.config import Settings
+from millstream.kafka.errors import refusal
 from millstream.kafka.group import GroupConsumer
 
 log = logging.getLogger("millstream.kafka")
@@ -93,9 +100,26 @@ CONSUMER_DEFAULTS: dict[str, Any] = {
 }
 
 
+def raise_refusal(error: ClientError) -> None:
+    """The clients' ``error_cb``: raise the cluster's refusal of this client, log the rest.
+
+    It runs inside the client call that serves callbacks, and confluent-kafka raises
+    what it raises from that call once the call is done, so a worker or command meets
+    an :class:`~millstream.errors.AuthenticationError` or
+    :class:`~millstream.errors.TlsError` within one connection attempt instead of
+    waiting for ever. Other errors (a broker down, a timeout) are ones librdkafka
+    recovers from; they are logged as librdkafka logs them without a callback.
+    """
+    refused = refusal(error)
+    if refused is not None:
+        raise refused
+    log.error("%s (%s)", error.str(), error.name())
+
+
 def _base(settings: Settings, client_id: str | None) -> dict[str, Any]:
     config = settings.kafka_config()
     config["logger"] = log
+    config["error_cb"] = raise_refusal
     if client_id:
         config["client.id"] = client_id
     return config
