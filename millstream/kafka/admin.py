@@ -103,7 +103,21 @@ class TopicAdmin:
         }
 
     def exists(self, name: str) -> bool:
+        """Whether the cluster has topic ``name`` (one the ACLs hide from this client
+        does not exist for it: see :meth:`check_access`)."""
         return name in self._metadata().topics
+
+    def check_access(self, name: str) -> None:
+        """Raise AuthorizationError when the cluster's ACLs deny this client topic ``name``.
+
+        A topic a client may not describe is missing from the cluster's list, as if it
+        did not exist; asked for by name, the cluster says why.
+        """
+        topic = self._metadata(name).topics.get(name)
+        if topic is not None and topic.error is not None:
+            error = from_client_error(topic.error, f"topic {name!r}")
+            if isinstance(error, AuthorizationError):
+                raise error
 
     def describe(self, name: str) -> TopicInfo:
         """Partitions, replication and non-default config of ``name``.

@@ -82,6 +82,28 @@ def produce_when_room(
             producer.poll(0.05)
 
 
+#: Longest single ``flush()`` call of :func:`flush_within`.
+FLUSH_SLICE = 0.5
+
+
+def flush_within(producer: Producer, timeout: float | None) -> int:
+    """``producer.flush(timeout)`` in slices; returns the records still queued.
+
+    An exception raised by a callback (the refusal :func:`raise_refusal` raises) comes
+    out of ``flush()`` only when the call returns, and librdkafka's flush goes on for
+    its whole timeout: slices bound that wait.
+
+    Raises:
+        AuthenticationError, TlsError: the cluster refused the producer.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        left = FLUSH_SLICE if deadline is None else min(FLUSH_SLICE, deadline - time.monotonic())
+        remaining = int(producer.flush(max(left, 0.0)))
+        if remaining == 0 or (deadline is not None and time.monotonic() >= deadline):
+            return remaining
+
+
 #: Consumer defaults: offsets are committed by millstream's checkpoint, never automatically.
 CONSUMER_DEFAULTS: dict[str, Any] = {
     "enable.auto.commit": False,

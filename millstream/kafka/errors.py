@@ -82,9 +82,10 @@ _REFUSALS = {
     _CKError._SSL: "TLS certificate verification failed (is the broker's certificate "
     "signed by the CA in MILLSTREAM_SSL_CA_LOCATION?)",
 }
-#: Words of a TLS error that mean the connection dropped during the handshake (a broker
-#: restarting), not that a certificate was refused.
-_TLS_TRANSIENT = ("Disconnected", "Connection reset", "connection reset")
+#: Words of an authentication or TLS error that mean the connection dropped during the
+#: handshake (a broker restarting, a client closing), not that the cluster refused it:
+#: "SASL ... handshake failed: Local: Broker transport failure ... (in state DOWN)".
+_DROPPED = ("Disconnected", "onnection reset", "transport failure", "in state DOWN", "timed out")
 
 
 def refusal(error: _CKError) -> KafkaError | None:
@@ -100,7 +101,7 @@ def refusal(error: _CKError) -> KafkaError | None:
     if code not in _REFUSALS:
         return None
     text = error.str()
-    if code in _TLS and any(word in text for word in _TLS_TRANSIENT):
+    if any(word in text for word in _DROPPED):
         return None
     kind = TlsError if code in _TLS else AuthenticationError
     return kind(f"{_REFUSALS[code]}: {text}", code=error.name())
