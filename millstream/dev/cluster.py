@@ -25,9 +25,8 @@ from millstream.dev.assembly import BrokerJars, Progress, check_java, packaged_k
 from millstream.dev.layout import ClusterFiles, ClusterState, NodeFiles
 from millstream.dev.properties import HOST, Topology, render_properties
 from millstream.dev.readiness import ReadinessProbe, plaintext
-from millstream.dev.security import SECURITY_MODES, ClusterSecurity, Credentials
+from millstream.dev.security import ClusterSecurity, Credentials
 from millstream.errors import LocalClusterError
-from millstream.kafka.acls import app_acls, grant
 
 #: Node counts ``up`` accepts: one node, or three (replication 3, min ISR 2).
 SUPPORTED_NODES = (1, 3)
@@ -128,7 +127,8 @@ class LocalCluster:
             count = nodes or (state.nodes if state else 1)
             if count not in SUPPORTED_NODES:
                 raise LocalClusterError(f"--nodes must be 1 or 3, not {count}")
-            mode = self._planned_security(state, security)
+            formatted = state is not None and self._any_formatted(state.nodes)
+            mode = self.security.planned(state.security if state else None, security, formatted)
             running = self._running_nodes(state.nodes) if state else []
             topology = self._planned_topology(state, running, count)
             missing = [n for n in topology.node_ids if n not in running]
@@ -139,7 +139,8 @@ class LocalCluster:
             self._progress("waiting for the cluster to serve requests")
             self._probe(topology).wait(missing, self._settings.dev_start_timeout)
             if mode != "plaintext":
-                self._secure(topology)
+                self.security.secure(self._admin_settings(topology), topology.bootstrap_servers)
+                self._progress("ACLs granted to the app user (`millstream dev up` prints them)")
         self._progress(f"local cluster ready: {topology.bootstrap_servers}")
         return topology.bootstrap_servers
 
@@ -234,19 +235,6 @@ class LocalCluster:
             )
         return Topology(nodes, self._settings.dev_port)
 
-    def _planned_security(self, state: ClusterState | None, security: str | None) -> str:
-        """The security the cluster runs with: as asked, else as it was formatted."""
-        recorded = state.security if state else "plaintext"
-        mode = security or recorded
-        if mode not in SECURITY_MODES:
-            raise LocalClusterError(f"--security must be one of {', '.join(SECURITY_MODES)}")
-        if mode != recorded and state is not None and self._any_formatted(state.nodes):
-            raise LocalClusterError(
-                f"{self.files.root} holds a cluster formatted with security {recorded}; run "
-                f"`millstream dev down --wipe` first to start one with {mode}"
-            )
-        return mode
-
     def _start_nodes(
         self,
         topology: Topology,
@@ -256,7 +244,7 @@ class LocalCluster:
         app_id: str | None,
     ) -> None:
         java = check_java()
-        self._check_ports(topology, nodes)
+        process.check_ports(topology, nodes, HOST)
         version = self._settings.dev_kafka_version or packaged_kafka_version()
         jars = BrokerJars(self.files.libs, version)
         jars.ensure(self._progress)
@@ -275,24 +263,6 @@ class LocalCluster:
                 self._format(java, jars, node, cluster_id, credentials)
         for node in nodes:
             self._spawn(java, jars, node)
-
-    def _check_ports(self, topology: Topology, nodes: list[int]) -> None:
-        taken = [
-            f"{port} ({role} of node {node})"
-            for node in nodes
-            for role, port in (
-                ("broker", topology.broker_port(node)),
-                ("controller", topology.controller_port(node)),
-            )
-            if process.port_in_use(port, HOST)
-        ]
-        if taken:
-            noun, verb = ("ports", "are") if len(taken) > 1 else ("port", "is")
-            raise LocalClusterError(
-                f"{noun} {', '.join(taken)} on {HOST} {verb} in use by another process; "
-                "stop it or move the local cluster with MILLSTREAM_DEV_PORT=<port> "
-                "(node i uses that port + 2*(i-1) and the one after it)"
-            )
 
     def _render(self, topology: Topology, node: int, credentials: Credentials | None) -> None:
         files = self.files.node(node)
@@ -355,17 +325,6 @@ class LocalCluster:
             return plaintext(self._settings, topology.bootstrap_servers)
         return credentials.client_settings(
             self._settings, topology.bootstrap_servers, super_user=True
-        )
-
-    def _secure(self, topology: Topology) -> None:
-        """Grant the app user its ACLs and write its connection to ``app.env``."""
-        credentials = self.credentials()
-        assert credentials is not None
-        grant(self._admin_settings(topology), app_acls(credentials.app_user, credentials.app_id))
-        self.security.write_env(credentials, topology.bootstrap_servers)
-        self._progress(
-            f"ACLs: user {credentials.app_user!r} may use topics, groups and transactional "
-            f"ids starting with {credentials.app_id!r}"
         )
 
     def _check_alive(self, node: int) -> None:

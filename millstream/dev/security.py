@@ -30,6 +30,7 @@ from pydantic import SecretStr
 
 from millstream.config import Settings
 from millstream.errors import LocalClusterError
+from millstream.kafka.acls import app_acls, grant
 
 #: The values of ``millstream dev up --security``.
 SECURITY_MODES = ("plaintext", "sasl_ssl")
@@ -152,8 +153,30 @@ class ClusterSecurity:
         _write_private(self.credentials_file, json.dumps(asdict(credentials), indent=2) + "\n")
         return credentials
 
-    def write_env(self, credentials: Credentials, bootstrap_servers: str) -> None:
-        """Write ``app.env``: the app user's connection, one ``NAME=value`` a line."""
+    def planned(self, recorded: str | None, asked: str | None, formatted: bool) -> str:
+        """The security a cluster runs with: as ``asked``, else as ``recorded`` when it
+        was brought up before (plaintext for a new one).
+
+        Raises:
+            LocalClusterError: an unknown mode, or another mode than the one the
+                cluster's storage was formatted with (its users live there).
+        """
+        mode = asked or recorded or "plaintext"
+        if mode not in SECURITY_MODES:
+            raise LocalClusterError(f"--security must be one of {', '.join(SECURITY_MODES)}")
+        if formatted and mode != (recorded or "plaintext"):
+            raise LocalClusterError(
+                f"{self.directory.parent} holds a cluster formatted with security {recorded}; "
+                f"run `millstream dev down --wipe` first to start one with {mode}"
+            )
+        return mode
+
+    def secure(self, admin: Settings, bootstrap_servers: str) -> None:
+        """Grant the app user its ACLs (connected as ``admin``, the super user) and write
+        its connection to ``app.env``, one ``NAME=value`` a line."""
+        credentials = self.read()
+        assert credentials is not None, "ensure() made the credentials when the nodes started"
+        grant(admin, app_acls(credentials.app_user, credentials.app_id))
         lines = credentials.environment(bootstrap_servers).items()
         _write_private(self.env_file, "".join(f"{k}={v}\n" for k, v in lines))
 

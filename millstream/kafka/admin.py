@@ -286,8 +286,10 @@ class TopicAdmin:
         try:
             return future.result(timeout=self._timeout)
         except KafkaException as exc:
-            self._raise_refusal()
-            raise from_exception(exc, what) from exc
+            error = from_exception(exc, what)
+            if isinstance(error, BrokerUnreachableError):
+                self._raise_refusal()
+            raise error from exc
         except concurrent.futures.TimeoutError as exc:
             self._raise_refusal()
             raise BrokerUnreachableError(
@@ -328,9 +330,9 @@ class TopicAdmin:
         try:
             return self._client.list_topics(topic=topic, timeout=seconds)
         except KafkaException as exc:
-            self._raise_refusal()
             error = from_exception(exc, "reading cluster metadata")
             if error.code in {"_TRANSPORT", "_TIMED_OUT", "_ALL_BROKERS_DOWN"}:
+                self._raise_refusal()
                 raise BrokerUnreachableError(
                     f"no Kafka broker answered at {self._settings.bootstrap_servers} "
                     f"within {self._timeout:g}s (set MILLSTREAM_BOOTSTRAP_SERVERS, or start "

@@ -85,6 +85,7 @@ def test_errors() -> None:
         "TaskFailed",
         "TaskNotFoundError",
         "TaskTimeout",
+        "TlsError",
         "TopicAlreadyExistsError",
         "TopicNotFoundError",
         "TransactionError",
