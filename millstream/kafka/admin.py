@@ -336,7 +336,9 @@ class TopicAdmin:
                 raise BrokerUnreachableError(
                     f"no Kafka broker answered at {self._settings.bootstrap_servers} "
                     f"within {self._timeout:g}s (set MILLSTREAM_BOOTSTRAP_SERVERS, or start "
-                    "a local cluster with `millstream dev up`)",
+                    "a local cluster with `millstream dev up`; brokers that expect another "
+                    "MILLSTREAM_SECURITY_PROTOCOL than "
+                    f"{self._settings.security_protocol} look the same)",
                     code=error.code,
                     retriable=True,
                 ) from exc
