@@ -302,9 +302,12 @@ class TopicAdmin:
 
         The admin client's requests only time out when no broker lets it in; the
         reason waits as an error event that this client's poll() serves (to the error
-        callback of millstream.kafka.clients, which raises it).
+        callback of millstream.kafka.clients, which raises it). A plaintext client
+        cannot be refused that way, and its queue is left alone: serving it would also
+        print the client's queued log lines.
         """
-        self._client.poll(0)
+        if self._settings.security_protocol != "PLAINTEXT":
+            self._client.poll(0)
 
     def _wait_for_metadata(self, names: builtins.list[str]) -> None:
         # Created topics become visible to metadata requests a moment after the

@@ -130,12 +130,12 @@ def raise_refusal(error: ClientError) -> None:
     an :class:`~millstream.errors.AuthenticationError` or
     :class:`~millstream.errors.TlsError` within one connection attempt instead of
     waiting for ever. Other errors (a broker down, a timeout) are ones librdkafka
-    recovers from; they are logged as librdkafka logs them without a callback.
+    recovers from, and its own log lines report them already: they go to the debug log.
     """
     refused = refusal(error)
     if refused is not None:
         raise refused
-    log.error("%s (%s)", error.str(), error.name())
+    log.debug("client error: %s (%s)", error.str(), error.name())
 
 
 def _base(settings: Settings, client_id: str | None) -> dict[str, Any]:
