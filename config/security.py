@@ -61,7 +61,8 @@ def check_security(settings: Settings) -> None:
     if protocol in _SASL:
         _check_sasl(settings)
     else:
-        for field in ("sasl_mechanism", "sasl_username", "sasl_password"):
+        fields = ("sasl_mechanism", "sasl_username", "sasl_password_file", "sasl_password")
+        for field in fields:
             if getattr(settings, field) is not None:
                 raise ConfigurationError(
                     _setting(field), f"needs a SASL security protocol, not {protocol}"

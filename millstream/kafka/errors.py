@@ -107,11 +107,6 @@ def refusal(error: _CKError) -> KafkaError | None:
     return kind(f"{_REFUSALS[code]}: {text}", code=error.name())
 
 
-def is_authorization(error: _CKError) -> bool:
-    """Whether ``error`` says the cluster's ACLs deny the request."""
-    return error.code() in _AUTHORIZATION
-
-
 def from_exception(exc: BaseException, context: str) -> KafkaError:
     """A millstream error for an exception raised by confluent-kafka."""
     if isinstance(exc, KafkaException) and exc.args and isinstance(exc.args[0], _CKError):

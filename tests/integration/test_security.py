@@ -200,6 +200,7 @@ def test_a_refused_connection_fails_fast_with_its_own_error(
     settings = make_settings(secure)
     text, elapsed = _timed(lambda: TopicAdmin(settings).list(), expected)
     assert message in text and elapsed < REFUSAL_BOUND, (text, elapsed)
+    print(f"\n{expected.__name__}: admin {elapsed:.2f}s", end="")
 
     def publish() -> None:
         publisher = Publisher(settings=settings)
@@ -208,6 +209,7 @@ def test_a_refused_connection_fails_fast_with_its_own_error(
 
     text, elapsed = _timed(publish, expected)
     assert message in text and elapsed < REFUSAL_BOUND, (text, elapsed)
+    print(f", publisher {elapsed:.2f}s", end="")
     # The other refusal's words never appear: the two causes are told apart.
     other = {AuthenticationError: "TLS", TlsError: "SASL"}[expected]
     assert other not in text.split(":")[0]
@@ -218,6 +220,7 @@ def test_a_refused_connection_fails_fast_with_its_own_error(
         assert result.returncode == 1, result
         assert message in result.stderr and "Traceback" not in result.stderr, result.stderr
         assert elapsed < REFUSAL_BOUND + 10, (command, elapsed)
+        print(f", {command[0]} CLI {elapsed:.2f}s", end="")
 
     topics = _names(APP_USER)
     worker_env = {
@@ -225,8 +228,10 @@ def test_a_refused_connection_fails_fast_with_its_own_error(
         **{k: v for k, v in topics.env(secure.bootstrap).items() if k.startswith("TEST_")},
     }
     worker_env["MILLSTREAM_LOCAL_DIR"] = str(tmp_path / "state")
+    started = time.monotonic()
     output = _refused_worker(worker_env, tmp_path / "worker.log")
     assert message in output and "Traceback" not in output, output[-3000:]
+    print(f", worker exited after {time.monotonic() - started:.2f}s")
 
 
 def test_a_topic_the_acls_deny_is_an_authorization_error_naming_it(
@@ -254,8 +259,13 @@ def test_a_topic_the_acls_deny_is_an_authorization_error_naming_it(
         **{k: v for k, v in topics.env(secure.bootstrap).items() if k.startswith("TEST_")},
     }
     worker_env.update(TEST_IN=denied, MILLSTREAM_LOCAL_DIR=str(tmp_path / "state"))
+    started = time.monotonic()
     output = _refused_worker(worker_env, tmp_path / "worker.log")
     assert repr(denied) in output and "TOPIC_AUTHORIZATION_FAILED" in output, output[-3000:]
+    print(
+        f"\ndenied topic: admin {elapsed:.2f}s, worker exited after "
+        f"{time.monotonic() - started:.2f}s"
+    )
 
 
 def test_a_group_and_a_transactional_id_the_acls_deny_are_named(secure: SecureCluster) -> None:
@@ -286,3 +296,4 @@ def test_a_group_and_a_transactional_id_the_acls_deny_are_named(secure: SecureCl
     )
     assert repr(transactional_id) in text and "TRANSACTIONAL_ID_AUTHORIZATION_FAILED" in text
     assert elapsed < REFUSAL_BOUND, elapsed
+    print(f"transactional id refused after {elapsed:.2f}s")

@@ -48,13 +48,14 @@ def problem(**settings: object) -> ConfigurationError:
         ({**SCRAM, "sasl_username": None, "sasl_password": SECRET}, "MILLSTREAM_SASL_USERNAME"),
         ({"sasl_mechanism": "PLAIN"}, "MILLSTREAM_SASL_MECHANISM"),
         ({"sasl_password": SECRET}, "MILLSTREAM_SASL_PASSWORD"),
-        ({"ssl_ca_location": "/etc/hostname"}, "MILLSTREAM_SSL_CA_LOCATION"),
+        ({"sasl_password_file": __file__}, "MILLSTREAM_SASL_PASSWORD_FILE"),
+        ({"ssl_ca_location": __file__}, "MILLSTREAM_SSL_CA_LOCATION"),
         (
             {"security_protocol": "SSL", "ssl_ca_location": "/no/ca.pem"},
             "MILLSTREAM_SSL_CA_LOCATION",
         ),
         (
-            {"security_protocol": "SSL", "ssl_certificate_location": "/etc/hostname"},
+            {"security_protocol": "SSL", "ssl_certificate_location": __file__},
             "MILLSTREAM_SSL_KEY_LOCATION",
         ),
         ({"security_protocol": "SSL", "ssl_key_password": SECRET}, "MILLSTREAM_SSL_KEY_PASSWORD"),
@@ -80,14 +81,14 @@ def test_a_bad_combination_fails_naming_the_setting(
 
 
 def test_scram_over_tls_reaches_the_client_config_and_never_a_repr() -> None:
-    settings = load_settings(**SCRAM, sasl_password=SECRET, ssl_ca_location="/etc/hostname")
+    settings = load_settings(**SCRAM, sasl_password=SECRET, ssl_ca_location=__file__)
     assert settings.kafka_config() == {
         "bootstrap.servers": settings.bootstrap_servers,
         "security.protocol": "SASL_SSL",
         "sasl.mechanism": "SCRAM-SHA-512",
         "sasl.username": "app",
         "sasl.password": SECRET,
-        "ssl.ca.location": "/etc/hostname",
+        "ssl.ca.location": __file__,
     }
     for shown in (repr(settings), str(settings), settings.model_dump_json()):
         assert SECRET not in shown
