@@ -287,6 +287,7 @@ def test_a_group_and_a_transactional_id_the_acls_deny_are_named(secure: SecureCl
     finally:
         consumer.close()
     assert repr(group) in text and "GROUP_AUTHORIZATION_FAILED" in text, text
+    assert elapsed < REFUSAL_BOUND, elapsed
     print(f"\ngroup refused after {elapsed:.2f}s")
 
     transactional_id = f"elsewhere-{uuid.uuid4().hex[:8]}"
