@@ -13,8 +13,9 @@ code that raises it moves::
     ├── LocalClusterError           the local development cluster cannot start
     ├── KafkaError                  anything the Kafka client reported
     │   ├── BrokerUnreachableError  no broker answered within the timeout
-    │   ├── AuthenticationError     SASL/SSL authentication failed
-    │   ├── AuthorizationError      an ACL denies the operation
+    │   ├── AuthenticationError     SASL authentication failed (wrong user or password)
+    │   ├── TlsError                the TLS handshake failed (certificate verification)
+    │   ├── AuthorizationError      an ACL denies the operation (names the topic or group)
     │   ├── TopicNotFoundError      a topic the app refers to does not exist
     │   ├── TopicAlreadyExistsError create of an existing topic
     │   ├── GroupNotFoundError      a consumer group has no members and no offsets
@@ -59,6 +60,7 @@ __all__ = [
     "TaskFailed",
     "TaskNotFoundError",
     "TaskTimeout",
+    "TlsError",
     "TopicAlreadyExistsError",
     "TopicNotFoundError",
     "TransactionError",
@@ -100,7 +102,16 @@ class BrokerUnreachableError(KafkaError):
 
 
 class AuthenticationError(KafkaError):
-    """The broker rejected the client's credentials."""
+    """The broker rejected the client's SASL credentials (user, password, mechanism).
+
+    Never retried: librdkafka would try again for ever with the same credentials.
+    """
+
+
+class TlsError(KafkaError):
+    """The TLS handshake with a broker failed: its certificate did not verify against
+    the trusted CA (``MILLSTREAM_SSL_CA_LOCATION``), its name did not match, or the
+    broker refused the client's certificate. Never retried."""
 
 
 class AuthorizationError(KafkaError):

@@ -15,7 +15,13 @@ import time
 from collections.abc import Callable
 
 from millstream.errors import DeliveryError, LateRecord
-from millstream.kafka import ANY_PARTITION, ConsumedRecord, Producer, produce_when_room
+from millstream.kafka import (
+    ANY_PARTITION,
+    ConsumedRecord,
+    Producer,
+    flush_within,
+    produce_when_room,
+)
 from millstream.processors.dead_letters import dead_letter_headers
 from millstream.processors.worker_config import WorkerStats
 from millstream.sinks.base import SinkRecord
@@ -139,7 +145,7 @@ class RecordCollector:
         Raises:
             DeliveryError: records were still queued after ``flush_timeout``, or one failed.
         """
-        remaining = self.producer.flush(self.flush_timeout)
+        remaining = flush_within(self.producer, self.flush_timeout)
         if remaining:
             raise DeliveryError(f"{remaining} records not delivered within {self.flush_timeout}s")
         if self._delivery_error is not None:

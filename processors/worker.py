@@ -319,7 +319,7 @@ class Worker:
     def _process(self, messages: list[Message]) -> None:
         topics, sources = self.topology.topics, self.topology.sources
         owned, dead_letter = self._partitions, self.collector.dead_letter
-        for topic, partition, run in partition_runs(messages):
+        for topic, partition, run in partition_runs(messages, group=self.topology.app_id):
             self.stats.records_in += len(run)
             part = owned.get(topic, partition)
             part.processed(run[-1].offset() + 1)

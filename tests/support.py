@@ -394,9 +394,11 @@ class WorkerProcess:
         self._process.wait(30)
 
 
-def reserve_base_port(nodes: int, reservations: ExitStack) -> int:
-    """A base port in 29100-29990 for a private ``nodes``-node local cluster: its 2*nodes
-    ports (a broker and a controller per node) are free, and no other test holds it.
+def reserve_base_port(
+    nodes: int, reservations: ExitStack, first: int = 29100, last: int = 29990
+) -> int:
+    """A base port in ``first``-``last`` for a private ``nodes``-node local cluster: its
+    2*nodes ports (a broker and a controller per node) are free, and no other test holds it.
 
     The hold is a lock file, released when ``reservations`` closes, so that pytest
     sessions running side by side never take the same ports (a port a test frees for a
@@ -404,7 +406,7 @@ def reserve_base_port(nodes: int, reservations: ExitStack) -> int:
     Skips the test when every base port is taken.
     """
     PORT_LOCKS.mkdir(exist_ok=True)
-    for base in range(29100, 29990, 10):
+    for base in range(first, last, 10):
         lock = (PORT_LOCKS / f"{base}.lock").open("a")
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -416,7 +418,7 @@ def reserve_base_port(nodes: int, reservations: ExitStack) -> int:
             continue
         reservations.callback(lock.close)
         return base
-    pytest.skip("no free ports in 29100-29990")
+    pytest.skip(f"no free ports in {first}-{last}")
 
 
 def run_pytest(

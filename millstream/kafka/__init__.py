@@ -16,6 +16,7 @@ from confluent_kafka import (
 from millstream.kafka.admin import TopicAdmin, TopicInfo, TopicSpec, check_connection
 from millstream.kafka.clients import (
     ANY_PARTITION,
+    flush_within,
     make_admin,
     make_consumer,
     make_producer,
@@ -37,6 +38,7 @@ __all__ = [
     "TopicPartition",
     "TopicSpec",
     "check_connection",
+    "flush_within",
     "from_client_error",
     "from_exception",
     "make_admin",

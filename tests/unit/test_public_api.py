@@ -87,6 +87,7 @@ def test_errors() -> None:
         "TaskFailed",
         "TaskNotFoundError",
         "TaskTimeout",
+        "TlsError",
         "TopicAlreadyExistsError",
         "TopicNotFoundError",
         "TransactionError",
