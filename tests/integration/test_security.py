@@ -180,6 +180,16 @@ def test_the_app_user_publishes_and_runs_a_stateful_exactly_once_worker(
     assert secure.credentials.app_user == APP_USER
     admin = TopicAdmin(secure.admin)
     assert f"{topics.app}-card-counts-changelog" in admin.list()
+    # `millstream status` works as the app user too: its group, offsets and lag.
+    status, _ = _cli(env, "status", topics.app, "--json")
+    assert status.returncode == 0, status.stderr
+    reading = orjson.loads(status.stdout.splitlines()[-1])
+    sources = [p for p in reading["partitions"] if p["topic"] == topics.source]
+    assert len(sources) == 3, reading
+    for partition in sources:
+        # Input published without transactions: the stopped group read all of it.
+        assert partition["committed"] == partition["end"] > 0, partition
+        assert partition["lag"] == 0, partition
 
 
 @pytest.mark.parametrize(
