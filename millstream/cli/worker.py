@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
-import logging
-import sys
+from typing import Annotated
 
 import typer
 
 from millstream.errors import MillstreamError
 from millstream.loader import load_app
+from millstream.logs import LogFormat, configure_logging
 from millstream.processors.supervisor import run_processes
-
-
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)-7s %(name)s [%(process)d] %(message)s",
-    )
 
 
 def worker(
     target: str = typer.Argument(..., help="The app to run, as module:attribute."),
     processes: int = typer.Option(1, "--processes", "-p", min=1, help="Worker processes to run."),
+    log_format: Annotated[
+        str | None,
+        typer.Option(
+            "--log-format",
+            help="text or json (one object a line); default MILLSTREAM_LOG_FORMAT, else text.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run workers of an app; each process is one consumer in the app's group.
 
@@ -30,10 +30,13 @@ def worker(
     checkpointed before the worker leaves the group.
     """
     try:
+        if log_format is not None and log_format not in ("text", "json"):
+            raise typer.BadParameter("must be text or json", param_hint="--log-format")
         app = load_app(target)
-        configure_logging(app.settings.log_level)
+        chosen: LogFormat = "json" if (log_format or app.settings.log_format) == "json" else "text"
+        configure_logging(app.settings.log_level, chosen, app.app_id)
         if processes > 1:
-            raise typer.Exit(run_processes(target, processes))
+            raise typer.Exit(run_processes(target, processes, ["--log-format", chosen]))
         stats = app.run()
     except MillstreamError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)

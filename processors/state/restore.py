@@ -13,6 +13,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from rich.console import Console
 from rich.progress import (
@@ -49,6 +50,9 @@ class Restorer:
         self._consumer: Consumer | None = None
         self._batch_size = batch_size
         self.restored_records = 0
+        #: The latest restore of each store partition, by (store, partition): read by
+        #: the metrics server while the restore runs.
+        self.progress: dict[tuple[str, int], RestoreProgress] = {}
 
     def restore(self, stores: list[StorePartition]) -> int:
         """Bring every store up to the end of its changelog partition; returns records read."""
@@ -56,6 +60,8 @@ class Restorer:
         if not replays:
             return 0
         began = time.monotonic()
+        for r in replays:
+            self.progress[(r.store.name, r.store.partition)] = r.progress
         consumer = self._client()
         consumer.assign(
             [TopicPartition(r.store.changelog, r.store.partition, r.start) for r in replays]
@@ -68,6 +74,7 @@ class Restorer:
         self.restored_records += read
         for r in replays:
             r.finish()
+            r.progress.position = r.high
         log.info(
             "restored %d changelog records of %d store partitions in %.2fs (%.0f/s)",
             read,
@@ -152,6 +159,21 @@ class Restorer:
             self._consumer = None
 
 
+@dataclass
+class RestoreProgress:
+    """How far a store partition's restore got: changelog offsets from ``start`` to
+    ``position`` are replayed, up to ``high`` (``position == high`` once done)."""
+
+    start: int
+    position: int
+    high: int
+
+    def counts(self) -> tuple[int, int]:
+        """Offsets replayed and offsets to replay. Offsets rather than records: transaction
+        markers and compacted-away records count too, so the two are equal once done."""
+        return self.position - self.start, self.high - self.start
+
+
 class _Replay:
     """One store partition being restored: changes since its last marker, and progress."""
 
@@ -159,6 +181,7 @@ class _Replay:
         self.store, self.start, self.high = store, start, high
         self.pending: dict[bytes, bytes | None] = {}
         self.read = 0
+        self.progress = RestoreProgress(start, start, high)
 
     def add(self, run: list[ConsumedRecord]) -> bool:
         """Apply a run of this partition's records; True once the partition is done."""
@@ -174,7 +197,8 @@ class _Replay:
             elif key is not None:
                 pending[key] = message.value()
         self.read += len(run)
-        return run[-1].offset() + 1 >= self.high
+        position = self.progress.position = run[-1].offset() + 1
+        return position >= self.high
 
     def finish(self) -> None:
         store = self.store
