@@ -169,4 +169,9 @@ class RecordCollector:
             error,
             self.dlq_topic,
             self.stats.dead_letters,
+            extra={
+                "topic": message.topic(),
+                "partition": message.partition(),
+                "offset": message.offset(),
+            },
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 import typer
@@ -10,6 +11,8 @@ from millstream.errors import MillstreamError
 from millstream.loader import load_app
 from millstream.logs import LogFormat, configure_logging
 from millstream.processors.supervisor import run_processes
+
+log = logging.getLogger("millstream.cli")
 
 
 def worker(
@@ -29,23 +32,30 @@ def worker(
     Stops cleanly on SIGTERM or Ctrl-C: the current batch is finished and
     checkpointed before the worker leaves the group.
     """
+    if log_format is not None and log_format not in ("text", "json"):
+        raise typer.BadParameter("must be text or json", param_hint="--log-format")
+    chosen: LogFormat = "text"
     try:
-        if log_format is not None and log_format not in ("text", "json"):
-            raise typer.BadParameter("must be text or json", param_hint="--log-format")
         app = load_app(target)
-        chosen: LogFormat = "json" if (log_format or app.settings.log_format) == "json" else "text"
+        chosen = "json" if (log_format or app.settings.log_format) == "json" else "text"
         configure_logging(app.settings.log_level, chosen, app.app_id)
         if processes > 1:
             raise typer.Exit(run_processes(target, processes, ["--log-format", chosen]))
         stats = app.run()
     except MillstreamError as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        if chosen == "json":
+            log.error("%s", exc, extra={"error": type(exc).__name__})
+        else:
+            typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from None
-    typer.echo(
+    summary = (
         f"worker done: {stats.records_in} records in, {stats.records_out} out, "
-        f"{stats.dead_letters} dead letters",
-        err=True,
+        f"{stats.dead_letters} dead letters"
     )
+    if chosen == "json":
+        log.info(summary)
+    else:
+        typer.echo(summary, err=True)
 
 
 def register(cli: typer.Typer) -> None:

@@ -215,6 +215,7 @@ class _Replay:
             store.partition,
             self.read,
             self.start,
+            extra={"store": store.name, "partition": store.partition},
         )
 
 
