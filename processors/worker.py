@@ -168,8 +168,7 @@ class Worker:
         return f"{reason} ({exc})" if reason else None
 
     def _healthy(self) -> bool:
-        """The loop came round lately, or a restore (which blocks it) is under way."""
-        return self._partitions.restoring or time.monotonic() - self._last_loop < STALL_TIMEOUT
+        return is_alive(self._last_loop, self._partitions.restoring, time.monotonic())
 
     @property
     def group_protocol(self) -> str:
@@ -466,6 +465,12 @@ class Worker:
             # The open transaction holds work of the lost partitions: it must not commit.
             # (A closing worker commits nothing more; its successor aborts the transaction.)
             self._abort(TransactionError("partitions were lost"))
+
+
+def is_alive(last_loop: float, restoring: bool, now: float) -> bool:
+    """What /healthz answers: the loop came round within :data:`STALL_TIMEOUT` of ``now``,
+    or a restore (which blocks the loop, and would only start again) is under way."""
+    return restoring or now - last_loop < STALL_TIMEOUT
 
 
 def _describe(partitions: list[TopicPartition]) -> str:
