@@ -48,6 +48,14 @@ def worker(
         else:
             typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from None
+    except typer.Exit:
+        raise
+    except Exception:
+        if chosen != "json":
+            raise
+        # One JSON line with the traceback, rather than a traceback across many lines.
+        log.exception("the worker failed")
+        raise typer.Exit(1) from None
     summary = (
         f"worker done: {stats.records_in} records in, {stats.records_out} out, "
         f"{stats.dead_letters} dead letters"

@@ -220,11 +220,13 @@ class _Replay:
 
 
 class _progress:
-    """A rich progress bar on stderr for long restores; a no-op for short ones."""
+    """A rich progress bar on stderr for long restores; a no-op for short ones, and
+    where stderr is no terminal (a log file, a container's log: there the bar would
+    only leave a blank line among the log lines, JSON ones included)."""
 
     def __init__(self, replays: list[_Replay], total: int) -> None:
         self._bar: Progress | None = None
-        if total >= PROGRESS_THRESHOLD:
+        if total >= PROGRESS_THRESHOLD and sys.stderr.isatty():
             names = sorted({r.store.name for r in replays})
             self._bar = Progress(
                 TextColumn(f"restoring {', '.join(names)} ({len(replays)} partitions)"),
