@@ -17,11 +17,19 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 log = logging.getLogger("millstream.metrics")
 
-__all__ = ["HEALTH_PATH", "METRICS_PATH", "READY_PATH", "HealthServer"]
+__all__ = ["HEALTH_PATH", "METRICS_PATH", "READY_PATH", "STALL_TIMEOUT", "HealthServer", "is_alive"]
 
 METRICS_PATH = "/metrics"
 HEALTH_PATH = "/healthz"
 READY_PATH = "/readyz"
+#: /healthz fails when the loop has not come round for this long (a stuck worker).
+STALL_TIMEOUT = 30.0
+
+
+def is_alive(last_loop: float, restoring: bool, now: float) -> bool:
+    """What /healthz answers: the loop came round within :data:`STALL_TIMEOUT` of ``now``,
+    or a restore (which blocks the loop, and would only start again) is under way."""
+    return restoring or now - last_loop < STALL_TIMEOUT
 
 
 class HealthServer:

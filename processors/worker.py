@@ -33,6 +33,7 @@ from millstream.processors.batches import partition_runs
 from millstream.processors.checkpoint import Checkpoint, TransactionalCheckpoint
 from millstream.processors.collector import RecordCollector
 from millstream.processors.exactly_once import Transactions, cannot_go_on
+from millstream.processors.health import is_alive
 from millstream.processors.heap import worker_gc
 from millstream.processors.metrics import WorkerTelemetry
 from millstream.processors.partitions import OwnedPartitions
@@ -52,8 +53,6 @@ PUNCTUATE_INTERVAL = 0.5
 PURGE_INTERVAL = 30.0
 #: The producer's linger.ms in an app with tasks (replies wait for it).
 TASK_LINGER_MS = 1
-#: /healthz fails when the loop has not come round for this long (a stuck worker).
-STALL_TIMEOUT = 30.0
 
 
 class Worker:
@@ -465,12 +464,6 @@ class Worker:
             # The open transaction holds work of the lost partitions: it must not commit.
             # (A closing worker commits nothing more; its successor aborts the transaction.)
             self._abort(TransactionError("partitions were lost"))
-
-
-def is_alive(last_loop: float, restoring: bool, now: float) -> bool:
-    """What /healthz answers: the loop came round within :data:`STALL_TIMEOUT` of ``now``,
-    or a restore (which blocks the loop, and would only start again) is under way."""
-    return restoring or now - last_loop < STALL_TIMEOUT
 
 
 def _describe(partitions: list[TopicPartition]) -> str:

@@ -7,9 +7,9 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from millstream.processors.health import STALL_TIMEOUT, is_alive
 from millstream.processors.latency import LatencyHistogram
 from millstream.processors.metrics import StatsCollector
-from millstream.processors.worker import STALL_TIMEOUT, is_alive
 from millstream.processors.worker_config import WorkerStats
 
 LABELS = {"app_id": "shop", "worker": "shop-1"}
