@@ -51,9 +51,15 @@ _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime
 _OWN = ("app_id", "worker_id", "worker_index", "pid", "topic", "partition")
 
 
-def log_app(app_id: str) -> None:
-    """Mark this thread's log records (and those of code it calls) as app ``app_id``'s."""
-    _app_id.set(app_id)
+@contextlib.contextmanager
+def log_app(app_id: str) -> Iterator[None]:
+    """Within the block, this thread's log records (those of code it calls included)
+    are app ``app_id``'s."""
+    token = _app_id.set(app_id)
+    try:
+        yield
+    finally:
+        _app_id.reset(token)
 
 
 @contextlib.contextmanager

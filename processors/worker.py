@@ -116,7 +116,11 @@ class Worker:
         if install_signal_handlers and owns_process:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: self.stop())
-        log_app(self.topology.app_id)
+        with log_app(self.topology.app_id):
+            self._run(owns_process)
+        return self.stats
+
+    def _run(self, owns_process: bool) -> None:
         provision_topics(self.topology, self.settings)
         self._group_protocol = self._choose_group_protocol()
         self.telemetry.start()
@@ -134,7 +138,6 @@ class Worker:
                     self._transactions.release()
                 self.tasks.close()
                 self.telemetry.close()
-        return self.stats
 
     def _run_until_stopped(self) -> None:
         """Start and loop; when the producer cannot go on, shut down and start again."""

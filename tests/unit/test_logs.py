@@ -82,8 +82,8 @@ def test_extra_fields_win_and_are_kept(lines: io.StringIO) -> None:
 
 def test_the_app_of_the_thread_wins_over_the_process_default(lines: io.StringIO) -> None:
     def run() -> None:
-        log_app("billing")
-        logging.getLogger("test.logs").info("from the worker thread")
+        with log_app("billing"):
+            logging.getLogger("test.logs").info("from the worker thread")
 
     thread = threading.Thread(target=run)
     thread.start()
@@ -132,3 +132,11 @@ def test_configure_logging_replaces_handlers_and_keeps_text_the_default(
         for handler in saved:
             root.addHandler(handler)
         root.setLevel(level)
+
+
+def test_the_app_of_a_block_ends_with_it(lines: io.StringIO) -> None:
+    with log_app("billing"):
+        logging.getLogger("test.logs").info("inside")
+    logging.getLogger("test.logs").info("after")
+    inside, after = entries(lines)
+    assert (inside["app_id"], after["app_id"]) == ("billing", "shop")
