@@ -66,6 +66,12 @@ def test_metrics_health_and_readiness(
         assert port is not None
         assert fetch(port, "/healthz")[0] == 200
         wait_for(lambda: fetch(port, "/readyz")[0] == 200, 30, "readiness after assignment")
+        # Ready means some partitions: the group may hand out the second one later.
+        wait_for(
+            lambda: metric(scrape(port), "millstream_assigned_partitions") == 2,
+            30,
+            "both partitions assigned",
+        )
         before = scrape(port)
         assert metric(before, "millstream_ready") == 1
         assert metric(before, "millstream_partitions_assigned_total") == 2
@@ -156,7 +162,14 @@ def test_restore_progress_and_rebalances_are_reported(
         wait_for(lambda: second.running() and second.worker.metrics_port is not None, 30, "metrics")
         port = second.worker.metrics_port
         assert port is not None
-        wait_for(lambda: fetch(port, "/readyz")[0] == 200, 60, "the restore to finish")
+        wait_for(
+            lambda: (
+                metric(scrape(port), "millstream_assigned_partitions") == 2
+                and fetch(port, "/readyz")[0] == 200
+            ),
+            60,
+            "both partitions assigned and restored",
+        )
         text = scrape(port)
         for partition in ("0", "1"):
             total = metric(
