@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     )
     auto_create_topics: bool = True
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="Worker log lines as text or one JSON object each (docs/operations.md).",
+    )
     metrics_port: int | None = Field(
         default=None,
         ge=0,

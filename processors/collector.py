@@ -91,11 +91,15 @@ class RecordCollector:
     ) -> None:
         """Queue one output record, waiting while the producer's queue is full."""
         produce_when_room(self.producer, topic, value, key, partition, timestamp, headers)
-        self.stats.records_out += 1
+        self.produced(1, topic)
 
-    def produced(self, count: int) -> None:
-        """Count ``count`` output records a step queued through :attr:`producer` itself."""
-        self.stats.records_out += count
+    def produced(self, count: int, topic: str) -> None:
+        """Count ``count`` output records to ``topic`` a step queued through
+        :attr:`producer` itself (once per batch: this is the hot path's counter)."""
+        stats = self.stats
+        stats.records_out += count
+        by_topic = stats.topic_records_out
+        by_topic[topic] = by_topic.get(topic, 0) + count
 
     def send_changelog(self, topic: str, partition: int, key: bytes, value: bytes | None) -> None:
         """Queue one changelog record (not counted as output)."""
@@ -171,4 +175,9 @@ class RecordCollector:
             error,
             self.dlq_topic,
             self.stats.dead_letters,
+            extra={
+                "topic": message.topic(),
+                "partition": message.partition(),
+                "offset": message.offset(),
+            },
         )

@@ -15,7 +15,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -305,10 +305,18 @@ class WorkerProcess:
     process wrote, even when a predecessor wrote to the same file before it.
     """
 
-    def __init__(self, app: str, env: Mapping[str, str], log: Path, *, processes: int = 1) -> None:
+    def __init__(
+        self,
+        app: str,
+        env: Mapping[str, str],
+        log: Path,
+        *,
+        processes: int = 1,
+        args: Sequence[str] = (),
+    ) -> None:
         self.log = log
         self._start = log.stat().st_size if log.exists() else 0
-        command = [sys.executable, "-m", "millstream", "worker", app]
+        command = [sys.executable, "-m", "millstream", "worker", app, *args]
         if processes != 1:
             command += ["--processes", str(processes)]
         # The child writes to its own copy of the descriptor: the parent's can close.
