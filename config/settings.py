@@ -1,7 +1,9 @@
 """Typed settings, read from the environment (prefix ``MILLSTREAM_``) and validated once.
 
 A bad value fails at startup with :class:`~millstream.errors.ConfigurationError`
-naming the setting, e.g. ``MILLSTREAM_BOOTSTRAP_SERVERS``.
+naming the setting, e.g. ``MILLSTREAM_BOOTSTRAP_SERVERS``. Secrets (the SASL password,
+the private key's password, OAUTHBEARER properties) are ``SecretStr``: they show as
+``**********`` in reprs, logs and errors (docs/security.md).
 """
 
 from __future__ import annotations
@@ -9,12 +11,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
+from millstream.config.security import check_security, read_password_file, security_config
 from millstream.errors import ConfigurationError
 
 ENV_PREFIX = "MILLSTREAM_"
+
+#: Fields whose values never appear in a repr, a log line or an error.
+SECRET_FIELDS = frozenset({"sasl_password", "ssl_key_password", "sasl_oauthbearer_config"})
 
 #: Where ``millstream dev up`` puts its first broker; the default when nothing is set.
 LOCAL_BOOTSTRAP = "127.0.0.1:19092"
@@ -33,10 +39,26 @@ class Settings(BaseSettings):
         description="Comma-separated host:port list of Kafka brokers.",
     )
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
-    ssl_ca_location: str | None = None
+    sasl_password_file: Path | None = Field(
+        default=None, description="A file holding the SASL password (instead of SASL_PASSWORD)."
+    )
+    sasl_oauthbearer_config: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="librdkafka sasl.oauthbearer.* properties, as JSON, passed through as is.",
+    )
+    ssl_ca_location: str | None = Field(
+        default=None, description="PEM file of the CA(s) that sign the brokers' certificates."
+    )
+    ssl_certificate_location: str | None = Field(
+        default=None, description="PEM file of the client's certificate (mutual TLS)."
+    )
+    ssl_key_location: str | None = Field(
+        default=None, description="PEM file of the client's private key (mutual TLS)."
+    )
+    ssl_key_password: SecretStr | None = None
     client_timeout: float = Field(
         default=10.0,
         gt=0,
@@ -53,6 +75,10 @@ class Settings(BaseSettings):
     )
     auto_create_topics: bool = True
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="Worker log lines as text or one JSON object each (docs/operations.md).",
+    )
     metrics_port: int | None = Field(
         default=None,
         ge=0,
@@ -99,21 +125,20 @@ class Settings(BaseSettings):
                 raise ValueError(f"{server!r} is not host:port")
         return ",".join(servers)
 
+    @model_validator(mode="after")
+    def _check_security(self) -> Settings:
+        """Reads the password file and checks that the security settings fit together.
+
+        Raises ConfigurationError (not a ValueError, so pydantic passes it on as is).
+        """
+        if self.sasl_password_file is not None:
+            self.sasl_password = read_password_file(self.sasl_password_file, self.sasl_password)
+        check_security(self)
+        return self
+
     def kafka_config(self) -> dict[str, Any]:
-        """librdkafka connection properties derived from these settings."""
-        config: dict[str, Any] = {
-            "bootstrap.servers": self.bootstrap_servers,
-            "security.protocol": self.security_protocol,
-        }
-        if self.sasl_mechanism:
-            config["sasl.mechanism"] = self.sasl_mechanism
-        if self.sasl_username is not None:
-            config["sasl.username"] = self.sasl_username
-        if self.sasl_password is not None:
-            config["sasl.password"] = self.sasl_password.get_secret_value()
-        if self.ssl_ca_location:
-            config["ssl.ca.location"] = self.ssl_ca_location
-        return config
+        """librdkafka connection properties derived from these settings (secrets revealed)."""
+        return {"bootstrap.servers": self.bootstrap_servers, **security_config(self)}
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -125,7 +150,21 @@ def load_settings(**overrides: Any) -> Settings:
     clean = {k: v for k, v in overrides.items() if v is not None}
     try:
         return Settings(**clean)
+    except SettingsError as exc:
+        # pydantic-settings could not parse a variable (bad JSON): its message names
+        # the field, never the value.
+        raise ConfigurationError(ENV_PREFIX + _field_named(str(exc)), "cannot be parsed") from None
     except ValidationError as exc:
         error = exc.errors()[0]
         field = str(error["loc"][0]) if error["loc"] else "?"
-        raise ConfigurationError(ENV_PREFIX + field.upper(), error["msg"]) from exc
+        problem = ConfigurationError(ENV_PREFIX + field.upper(), error["msg"])
+        if field in SECRET_FIELDS:
+            # pydantic's error shows the input: a secret's must not reach a traceback.
+            raise problem from None
+        raise problem from exc
+
+
+def _field_named(message: str) -> str:
+    """The field a pydantic-settings parse error names (``... field "x" ...``)."""
+    _, _, rest = message.partition('field "')
+    return rest.partition('"')[0].upper() or "?"

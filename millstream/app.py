@@ -20,6 +20,8 @@ from millstream.processors.tasks.definition import (
     call_by_name,
     validate_task,
 )
+from millstream.processors.tasks.periodic import Periodic, misfire_grace_ms, register_periodic
+from millstream.processors.tasks.schedule import make_schedule
 from millstream.processors.tasks.wiring import register_task
 from millstream.processors.topology import Topology
 from millstream.processors.worker import Worker
@@ -250,6 +252,47 @@ class App:
                 concurrency=concurrency,
             )
             register_task(self.topology, task)
+            return task
+
+        return register
+
+    def periodic(
+        self,
+        name: str | None = None,
+        *,
+        every: float | timedelta | None = None,
+        cron: str | None = None,
+        timezone: str | None = None,
+        catch_up: bool = True,
+        misfire_grace: float | timedelta | None = None,
+        retries: int = 3,
+        timeout: float | timedelta | None = None,
+        topic: str | None = None,
+    ) -> Callable[[Callable[[], R]], Task[[], R]]:
+        """Run a function without arguments as a task once per period (docs/tasks.md):
+        ``every`` (seconds or timedelta, periods at multiples of it since the epoch) or
+        ``cron`` (5 fields, or 6 with seconds first) in ``timezone`` (default UTC).
+
+        Each period fires once across the app's group, however many workers run,
+        through rebalances and the loss of the worker running the schedule; a period
+        fires late (in order) when it is at most ``misfire_grace`` (default 60 s) old.
+        Older periods were missed (no worker ran the schedule): with ``catch_up``
+        (default) the latest of them fires once when a worker returns, else they are
+        skipped. Each firing is a task: ``retries`` and ``timeout`` apply; firings of
+        one periodic task run one after another, never overlapping.
+
+        Raises:
+            ConfigurationError: not exactly one of ``every`` and ``cron``, an invalid
+                cron expression or time zone, or a function that needs arguments.
+        """
+        schedule = make_schedule(every, cron, timezone)
+        grace = misfire_grace_ms(
+            misfire_grace.total_seconds() if isinstance(misfire_grace, timedelta) else misfire_grace
+        )
+
+        def register(fn: Callable[[], R]) -> Task[[], R]:
+            task = self.task(name, topic=topic, partitions=1, retries=retries, timeout=timeout)(fn)
+            register_periodic(self.topology, Periodic(task, schedule, bool(catch_up), grace))
             return task
 
         return register

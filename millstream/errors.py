@@ -13,10 +13,13 @@ code that raises it moves::
     ├── LocalClusterError           the local development cluster cannot start
     ├── KafkaError                  anything the Kafka client reported
     │   ├── BrokerUnreachableError  no broker answered within the timeout
-    │   ├── AuthenticationError     SASL/SSL authentication failed
-    │   ├── AuthorizationError      an ACL denies the operation
+    │   ├── AuthenticationError     SASL authentication failed (wrong user or password)
+    │   ├── TlsError                the TLS handshake failed (certificate verification)
+    │   ├── AuthorizationError      an ACL denies the operation (names the topic or group)
     │   ├── TopicNotFoundError      a topic the app refers to does not exist
     │   ├── TopicAlreadyExistsError create of an existing topic
+    │   ├── GroupNotFoundError      a consumer group has no members and no offsets
+    │   ├── GroupNotEmptyError      a group's offsets cannot change while members are alive
     │   ├── DeliveryError           a produced record could not be delivered
     │   └── TransactionError        a transaction could not commit (abortable or fatal)
     │       └── ProducerFenced      a worker's producer was fenced or is stuck: it rejoins
@@ -40,6 +43,8 @@ __all__ = [
     "BrokerUnreachableError",
     "ConfigurationError",
     "DeliveryError",
+    "GroupNotEmptyError",
+    "GroupNotFoundError",
     "IllegalTransition",
     "KafkaError",
     "LateRecord",
@@ -55,6 +60,7 @@ __all__ = [
     "TaskFailed",
     "TaskNotFoundError",
     "TaskTimeout",
+    "TlsError",
     "TopicAlreadyExistsError",
     "TopicNotFoundError",
     "TransactionError",
@@ -96,7 +102,16 @@ class BrokerUnreachableError(KafkaError):
 
 
 class AuthenticationError(KafkaError):
-    """The broker rejected the client's credentials."""
+    """The broker rejected the client's SASL credentials (user, password, mechanism).
+
+    Never retried: librdkafka would try again for ever with the same credentials.
+    """
+
+
+class TlsError(KafkaError):
+    """The TLS handshake with a broker failed: its certificate did not verify against
+    the trusted CA (``MILLSTREAM_SSL_CA_LOCATION``), its name did not match, or the
+    broker refused the client's certificate. Never retried."""
 
 
 class AuthorizationError(KafkaError):
@@ -109,6 +124,14 @@ class TopicNotFoundError(KafkaError):
 
 class TopicAlreadyExistsError(KafkaError):
     """A topic to be created exists already."""
+
+
+class GroupNotFoundError(KafkaError):
+    """A consumer group the command names has no members and no committed offsets."""
+
+
+class GroupNotEmptyError(KafkaError):
+    """A group's committed offsets cannot be changed while it has live members."""
 
 
 class DeliveryError(KafkaError):

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any, cast
 
+from millstream.errors import AuthorizationError
 from millstream.kafka import ConsumedRecord, Message, from_client_error
 
 log = logging.getLogger("millstream.worker")
@@ -17,18 +18,19 @@ RUN_SIZE = 500
 
 
 def partition_runs(
-    messages: list[Message], max_run: int = RUN_SIZE
+    messages: list[Message], max_run: int = RUN_SIZE, group: str = ""
 ) -> Iterator[tuple[str, int, list[ConsumedRecord]]]:
     """Split a consumed batch into consecutive runs of one topic-partition, in order,
     of at most ``max_run`` records.
 
-    Error events in the batch are not records: fatal ones raise, the rest are logged.
+    Error events in the batch are not records: fatal ones and the ACLs' refusals
+    (AuthorizationError, naming ``group`` and the topic) raise, the rest are logged.
     """
     run: list[ConsumedRecord] = []
     topic, partition = "", -1
     for message in messages:
         if message.error() is not None:
-            _consumer_error(message.error())
+            _consumer_error(message.error(), group)
             continue
         m = cast(ConsumedRecord, message)
         if m.partition() != partition or m.topic() != topic:
@@ -49,8 +51,9 @@ def _chunks(
         yield topic, partition, run[start : start + size]
 
 
-def _consumer_error(error: Any) -> None:
-    mapped = from_client_error(error, "consuming")
-    if error.fatal():
+def _consumer_error(error: Any, group: str) -> None:
+    mapped = from_client_error(error, f"consuming in group {group!r}" if group else "consuming")
+    # librdkafka retries a denied topic or group for ever, without marking it fatal.
+    if error.fatal() or isinstance(mapped, AuthorizationError):
         raise mapped
     log.warning("%s", mapped)

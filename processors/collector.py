@@ -15,7 +15,13 @@ import time
 from collections.abc import Callable
 
 from millstream.errors import DeliveryError, LateRecord
-from millstream.kafka import ANY_PARTITION, ConsumedRecord, Producer, produce_when_room
+from millstream.kafka import (
+    ANY_PARTITION,
+    ConsumedRecord,
+    Producer,
+    flush_within,
+    produce_when_room,
+)
 from millstream.processors.dead_letters import dead_letter_headers
 from millstream.processors.worker_config import WorkerStats
 from millstream.sinks.base import SinkRecord
@@ -85,11 +91,15 @@ class RecordCollector:
     ) -> None:
         """Queue one output record, waiting while the producer's queue is full."""
         produce_when_room(self.producer, topic, value, key, partition, timestamp, headers)
-        self.stats.records_out += 1
+        self.produced(1, topic)
 
-    def produced(self, count: int) -> None:
-        """Count ``count`` output records a step queued through :attr:`producer` itself."""
-        self.stats.records_out += count
+    def produced(self, count: int, topic: str) -> None:
+        """Count ``count`` output records to ``topic`` a step queued through
+        :attr:`producer` itself (once per batch: this is the hot path's counter)."""
+        stats = self.stats
+        stats.records_out += count
+        by_topic = stats.topic_records_out
+        by_topic[topic] = by_topic.get(topic, 0) + count
 
     def send_changelog(self, topic: str, partition: int, key: bytes, value: bytes | None) -> None:
         """Queue one changelog record (not counted as output)."""
@@ -139,7 +149,7 @@ class RecordCollector:
         Raises:
             DeliveryError: records were still queued after ``flush_timeout``, or one failed.
         """
-        remaining = self.producer.flush(self.flush_timeout)
+        remaining = flush_within(self.producer, self.flush_timeout)
         if remaining:
             raise DeliveryError(f"{remaining} records not delivered within {self.flush_timeout}s")
         if self._delivery_error is not None:
@@ -165,4 +175,9 @@ class RecordCollector:
             error,
             self.dlq_topic,
             self.stats.dead_letters,
+            extra={
+                "topic": message.topic(),
+                "partition": message.partition(),
+                "offset": message.offset(),
+            },
         )

@@ -68,7 +68,8 @@ class Transactions:
 
     def start(self, producer: Producer) -> None:
         """Fence any predecessor with the same id (aborting its open transaction), then begin."""
-        init_transactions(producer, self._timeout * 3)
+        assert self._slot is not None, "producer_config() names the transactional id first"
+        init_transactions(producer, self._timeout * 3, self._slot.transactional_id)
         begin_transaction(producer)
 
     def begin(self, producer: Producer) -> None:

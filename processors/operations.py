@@ -184,7 +184,7 @@ class ToTopicStep(Step):
                 # The slow path counts what it sends itself.
                 slow += 1
                 self._produce_carefully(row)
-        collector.produced(len(rows) - slow)
+        collector.produced(len(rows) - slow, topic)
         self.emit(rows, part)
 
     def _produce_carefully(self, row: Row) -> None:

@@ -32,6 +32,14 @@ class OwnedPartitions:
         restorer = self.state.restorer if self.state is not None else None
         return restorer.restored_records if restorer is not None else 0
 
+    def restore_progress(self) -> list[tuple[str, int, int, int]]:
+        """(store, partition, offsets replayed, offsets to replay) of each store
+        partition's latest restore, the one running included."""
+        restorer = self.state.restorer if self.state is not None else None
+        if restorer is None:
+            return []
+        return [(name, p, *r.counts()) for (name, p), r in list(restorer.progress.items())]
+
     def get(self, topic: str, partition: int) -> AssignedPartition:
         """The partition, taken now if the consumer handed out records before it was
         announced (a stateless partition needs nothing restored)."""

@@ -24,6 +24,7 @@ def provision_topics(topology: Topology, settings: Settings) -> dict[str, int]:
         BrokerUnreachableError: the cluster did not answer within the client timeout.
         TopicNotFoundError: a topic referenced without ``partitions`` does not exist, or
             ``auto_create_topics`` is off and a declared topic is missing.
+        AuthorizationError: the cluster's ACLs deny a topic (named in the message).
     """
     admin = TopicAdmin(settings)
     existing_counts = admin.partition_counts()
@@ -39,6 +40,7 @@ def provision_topics(topology: Topology, settings: Settings) -> dict[str, int]:
         elif topic.name in existing:
             counts[topic.name] = existing_counts[topic.name]
         else:
+            admin.check_access(topic.name)
             raise TopicNotFoundError(
                 f"topic {topic.name!r} does not exist; create it (millstream topics create) "
                 f"or declare it with app.topic({topic.name!r}, partitions=N)"

@@ -27,11 +27,13 @@ from millstream.kafka import (
     make_consumer,
     make_producer,
 )
+from millstream.logs import log_app, reset_partition, set_partition
 from millstream.processors.backpressure import SinkOutage, pause_input
 from millstream.processors.batches import partition_runs
 from millstream.processors.checkpoint import Checkpoint, TransactionalCheckpoint
 from millstream.processors.collector import RecordCollector
 from millstream.processors.exactly_once import Transactions, cannot_go_on
+from millstream.processors.health import is_alive
 from millstream.processors.heap import worker_gc
 from millstream.processors.metrics import WorkerTelemetry
 from millstream.processors.partitions import OwnedPartitions
@@ -87,6 +89,14 @@ class Worker:
         self._next_purge = time.monotonic() + PURGE_INTERVAL
         self._admin: TopicAdmin | None = None
         self.telemetry = WorkerTelemetry(settings, topology.app_id, self._client_id)
+        self.telemetry.bind(
+            lambda: self.stats,
+            gauges=lambda: {"assigned_partitions": float(len(self._partitions.assigned))},
+            healthy=self._healthy,
+            ready=lambda: bool(self._partitions.assigned) and not self._partitions.restoring,
+            restores=lambda: self._partitions.restore_progress(),
+            extra=self.tasks.metrics if topology.tasks else None,
+        )
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -106,15 +116,14 @@ class Worker:
         if install_signal_handlers and owns_process:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: self.stop())
+        with log_app(self.topology.app_id):
+            self._run(owns_process)
+        return self.stats
+
+    def _run(self, owns_process: bool) -> None:
         provision_topics(self.topology, self.settings)
         self._group_protocol = self._choose_group_protocol()
-        self.telemetry.start(
-            lambda: self.stats,
-            gauges=lambda: {"assigned_partitions": float(len(self._partitions.assigned))},
-            healthy=lambda: time.monotonic() - self._last_loop < 30,
-            ready=lambda: bool(self._partitions.assigned) and not self._partitions.restoring,
-            extra=self.tasks.metrics if self.topology.tasks else None,
-        )
+        self.telemetry.start()
         # A worker on the main thread owns its process and tunes the collector for it;
         # one started on another thread leaves the application's settings alone.
         with worker_gc() if owns_process else contextlib.nullcontext():
@@ -129,7 +138,6 @@ class Worker:
                     self._transactions.release()
                 self.tasks.close()
                 self.telemetry.close()
-        return self.stats
 
     def _run_until_stopped(self) -> None:
         """Start and loop; when the producer cannot go on, shut down and start again."""
@@ -160,6 +168,9 @@ class Worker:
             return None
         reason = cannot_go_on(exc)
         return f"{reason} ({exc})" if reason else None
+
+    def _healthy(self) -> bool:
+        return is_alive(self._last_loop, self._partitions.restoring, time.monotonic())
 
     @property
     def group_protocol(self) -> str:
@@ -317,16 +328,25 @@ class Worker:
     # -- processing ------------------------------------------------------------
 
     def _process(self, messages: list[Message]) -> None:
+        began = time.perf_counter()
         topics, sources = self.topology.topics, self.topology.sources
-        owned, dead_letter = self._partitions, self.collector.dead_letter
-        for topic, partition, run in partition_runs(messages):
-            self.stats.records_in += len(run)
+        owned, dead_letter, stats = self._partitions, self.collector.dead_letter, self.stats
+        counts = stats.topic_records_in
+        for topic, partition, run in partition_runs(messages, group=self.topology.app_id):
+            stats.records_in += len(run)
+            counts[topic] = counts.get(topic, 0) + len(run)
             part = owned.get(topic, partition)
             part.processed(run[-1].offset() + 1)
-            rows = deserialize(topics[topic], run, dead_letter)
-            if rows:
-                for root in sources[topic]:
-                    root.process(rows, part)
+            # Log records of this run (user code's too) name its partition.
+            token = set_partition(topic, partition)
+            try:
+                rows = deserialize(topics[topic], run, dead_letter)
+                if rows:
+                    for root in sources[topic]:
+                        root.process(rows, part)
+            finally:
+                reset_partition(token)
+        stats.processing_seconds.observe(time.perf_counter() - began)
 
     # -- checkpoints and rebalances -------------------------------------------------
 
@@ -334,8 +354,11 @@ class Worker:
         consumer, producer = self._consumer, self._producer
         if consumer is None or producer is None or self._fenced:
             return
+        began, commits = time.perf_counter(), self.checkpoint.commits
         try:
             self.checkpoint.commit(consumer, self.collector, self._partitions, self.topology.sinks)
+            if self.checkpoint.commits != commits:
+                self.stats.commit_seconds.observe(time.perf_counter() - began)
         except SinkBackpressure as exc:
             log.warning("checkpoint not committed: %s", exc)
             self._outage.signal(exc)
@@ -405,6 +428,7 @@ class Worker:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.stats.rebalances += 1
+        self.stats.partitions_assigned += len(partitions)
         log.info("assigned %s", _describe(partitions))
         if self._consumer is None:
             # The worker is closing its consumer (stopped or fenced): the partitions go
@@ -423,6 +447,7 @@ class Worker:
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.stats.rebalances += 1
+        self.stats.partitions_revoked += len(partitions)
         log.info("revoked %s", _describe(partitions))
         self._partitions.suspend(partitions)
         if not (self._failed or self._fenced) and partitions:
@@ -433,6 +458,7 @@ class Worker:
         consumer.incremental_unassign(partitions)
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.stats.partitions_lost += len(partitions)
         log.warning("lost %s without a commit; their new owners reprocess", _describe(partitions))
         self._partitions.release(partitions, lost=True)
         self.tasks.forget(partitions)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from millstream.processors.latency import LatencyHistogram
+
 
 @dataclass(frozen=True)
 class WorkerConfig:
@@ -24,7 +26,11 @@ class WorkerConfig:
 
 @dataclass
 class WorkerStats:
-    """Counters a worker keeps while it runs."""
+    """Counters a worker keeps while it runs.
+
+    Each is counted once per batch or event, never per record where a batch will do;
+    the metrics server reads them when scraped (processors/metrics.py).
+    """
 
     records_in: int = 0
     records_out: int = 0
@@ -36,6 +42,16 @@ class WorkerStats:
     commits: int = 0
     #: Times a sink signalled backpressure and input was paused.
     sink_pauses: int = 0
+    #: Partitions given to, taken from (with a commit) and lost by (without one) this worker.
+    partitions_assigned: int = 0
+    partitions_revoked: int = 0
+    partitions_lost: int = 0
+    #: records_in and records_out by topic.
+    topic_records_in: dict[str, int] = field(default_factory=dict)
+    topic_records_out: dict[str, int] = field(default_factory=dict)
+    #: Seconds each consumed batch took to process, and each checkpoint that committed.
+    processing_seconds: LatencyHistogram = field(default_factory=LatencyHistogram)
+    commit_seconds: LatencyHistogram = field(default_factory=LatencyHistogram)
 
 
 def group_protocol_config(protocol: str) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from millstream.config import Settings, load_settings
 from millstream.errors import ConfigurationError, DeliveryError
-from millstream.kafka import Message, Producer, make_producer
+from millstream.kafka import Message, Producer, flush_within, make_producer
 from millstream.kafka.delivery import COMPRESSION_TYPES, ClientError, ClientException, produce_error
 from millstream.producers.delivery import Headers
 from millstream.serde import Serde, SerdeSpec, resolve_serde
@@ -115,7 +115,7 @@ class ProducerCore:
         Raises:
             DeliveryError: records were still queued when ``timeout`` expired.
         """
-        remaining = self.producer.flush() if timeout is None else self.producer.flush(timeout)
+        remaining = flush_within(self.producer, timeout)
         if remaining:
             raise DeliveryError(
                 f"{remaining} record(s) still undelivered after {timeout:g}s",

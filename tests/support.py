@@ -15,7 +15,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -305,10 +305,18 @@ class WorkerProcess:
     process wrote, even when a predecessor wrote to the same file before it.
     """
 
-    def __init__(self, app: str, env: Mapping[str, str], log: Path, *, processes: int = 1) -> None:
+    def __init__(
+        self,
+        app: str,
+        env: Mapping[str, str],
+        log: Path,
+        *,
+        processes: int = 1,
+        args: Sequence[str] = (),
+    ) -> None:
         self.log = log
         self._start = log.stat().st_size if log.exists() else 0
-        command = [sys.executable, "-m", "millstream", "worker", app]
+        command = [sys.executable, "-m", "millstream", "worker", app, *args]
         if processes != 1:
             command += ["--processes", str(processes)]
         # The child writes to its own copy of the descriptor: the parent's can close.
@@ -394,9 +402,11 @@ class WorkerProcess:
         self._process.wait(30)
 
 
-def reserve_base_port(nodes: int, reservations: ExitStack) -> int:
-    """A base port in 29100-29990 for a private ``nodes``-node local cluster: its 2*nodes
-    ports (a broker and a controller per node) are free, and no other test holds it.
+def reserve_base_port(
+    nodes: int, reservations: ExitStack, first: int = 29100, last: int = 29990
+) -> int:
+    """A base port in ``first``-``last`` for a private ``nodes``-node local cluster: its
+    2*nodes ports (a broker and a controller per node) are free, and no other test holds it.
 
     The hold is a lock file, released when ``reservations`` closes, so that pytest
     sessions running side by side never take the same ports (a port a test frees for a
@@ -404,7 +414,7 @@ def reserve_base_port(nodes: int, reservations: ExitStack) -> int:
     Skips the test when every base port is taken.
     """
     PORT_LOCKS.mkdir(exist_ok=True)
-    for base in range(29100, 29990, 10):
+    for base in range(first, last, 10):
         lock = (PORT_LOCKS / f"{base}.lock").open("a")
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -416,7 +426,7 @@ def reserve_base_port(nodes: int, reservations: ExitStack) -> int:
             continue
         reservations.callback(lock.close)
         return base
-    pytest.skip("no free ports in 29100-29990")
+    pytest.skip(f"no free ports in {first}-{last}")
 
 
 def run_pytest(

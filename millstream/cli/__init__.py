@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from millstream.cli import dashboard, dev, dlq, publish, topics, worker
+from millstream.cli import dashboard, dev, dlq, publish, status, topics, worker
 
 cli = typer.Typer(
     name="millstream",
@@ -25,6 +25,7 @@ topics.register(cli)
 publish.register(cli)
 worker.register(cli)
 dlq.register(cli)
+status.register(cli)
 dashboard.register(cli)
 
 

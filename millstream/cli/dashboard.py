@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from millstream.cli.worker import configure_logging
 from millstream.errors import ConfigurationError, MillstreamError
 from millstream.loader import load_app_module
+from millstream.logs import LogFormat, configure_logging
 
 
 def dashboard(
@@ -26,7 +26,8 @@ def dashboard(
     """
     try:
         module, app = load_app_module(target)
-        configure_logging(app.settings.log_level)
+        log_format: LogFormat = "json" if app.settings.log_format == "json" else "text"
+        configure_logging(app.settings.log_level, log_format, app.app_id)
         try:
             from millstream.dashboard.server import bind, serve
         except ImportError as exc:

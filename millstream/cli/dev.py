@@ -24,6 +24,7 @@ from rich.table import Table
 from millstream.config import load_settings
 from millstream.dev import ClusterStatus, LocalCluster
 from millstream.dev.assembly import Progress
+from millstream.dev.security import DEFAULT_APP_ID, Credentials
 from millstream.errors import MillstreamError
 
 dev = typer.Typer(
@@ -85,11 +86,59 @@ def up(
             show_default=False,
         ),
     ] = None,
+    security: Annotated[
+        str | None,
+        typer.Option(
+            "--security",
+            help="plaintext, or sasl_ssl: TLS with a generated CA, SCRAM-SHA-512 users and "
+            "ACLs (a new cluster only) [default: as the cluster was, plaintext when new].",
+            show_default=False,
+        ),
+    ] = None,
+    app_id: Annotated[
+        str | None,
+        typer.Option(
+            "--app-id",
+            help="With --security sasl_ssl: the app user's name and the prefix of the "
+            f"topics, groups and transactional ids it may use [default: {DEFAULT_APP_ID}].",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Start the local cluster (idempotent) and print its bootstrap servers last."""
+    """Start the local cluster (idempotent) and print its bootstrap servers last.
+
+    A secured cluster's users, passwords and CA are printed too (to stderr) and kept
+    in ``<local_dir>/kafka/security/``: ``app.env`` holds the app user's MILLSTREAM_*
+    variables.
+    """
     with _handled(), _progress("starting the local Kafka cluster") as report:
-        bootstrap = _cluster(report).up(nodes)
+        cluster = _cluster(report)
+        bootstrap = cluster.up(nodes, security=security, app_id=app_id)
+        credentials = cluster.credentials()
+    if credentials is not None:
+        _print_credentials(
+            credentials, cluster.security.credentials_file, cluster.security.env_file
+        )
     _stdout.print(bootstrap, markup=False, soft_wrap=True)
+
+
+def _print_credentials(credentials: Credentials, stored: Path, env: Path) -> None:
+    """Show how to connect to a secured cluster (on stderr: stdout ends with the bootstrap)."""
+    _stderr.print(
+        "\n".join(
+            [
+                "SASL_SSL with SCRAM-SHA-512; clients trust the CA "
+                f"{escape(credentials.ca_location)}",
+                f"  super user: {credentials.super_user} / {credentials.super_password}",
+                f"  app user:   {credentials.app_user} / {credentials.app_password} "
+                f"(topics, groups, transactional ids starting with {credentials.app_id!r})",
+                f"  stored in {escape(str(stored))}; connect as the app user with "
+                f"`set -a; . {escape(str(env))}; set +a`",
+            ]
+        ),
+        soft_wrap=True,
+        highlight=False,
+    )
 
 
 @dev.command()

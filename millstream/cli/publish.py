@@ -138,12 +138,14 @@ def ensure_topic(settings: Settings, topic: str, partitions: int | None) -> None
 
     Raises:
         TopicNotFoundError: the topic is missing and no partition count was given.
+        AuthorizationError: the cluster's ACLs deny this user the topic.
         BrokerUnreachableError: the cluster did not answer.
     """
     admin = TopicAdmin(settings)
     if partitions is not None:
         admin.create([TopicSpec(topic, partitions)], if_missing=True)
     elif not admin.exists(topic):
+        admin.check_access(topic)
         raise TopicNotFoundError(
             f"topic {topic!r} does not exist: pass --partitions N to create it, "
             f"or run `millstream topics create {topic} --partitions N`"

@@ -14,9 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from millstream.kafka import GroupDescription
-
-Partition = tuple[str, int]
+from millstream.groups.status import lag
+from millstream.kafka.groups import GroupDescription, Partition
 
 #: Points kept per series: two minutes at the default one-second refresh.
 HISTORY = 120
@@ -152,7 +151,10 @@ class DashboardModel:
 
     def lag_rows(self) -> list[dict[str, Any]]:
         """One row per partition of the consumed topics: end offset, committed offset,
-        lag (None before the group committed there) and the client that owns it."""
+        lag (None before the group committed there) and the client that owns it.
+
+        Lag is :func:`millstream.groups.status.lag` of the same high watermark and
+        committed offset, so it equals what ``millstream status`` shows."""
         reading = self._latest
         owners = _owners(reading.group)
         rows = []
@@ -167,7 +169,7 @@ class DashboardModel:
                     "partition": partition,
                     "end": end,
                     "committed": committed,
-                    "lag": max(end - committed, 0) if committed is not None else None,
+                    "lag": lag(committed, end),
                     "owner": owners.get((topic, partition)),
                 }
             )
@@ -176,8 +178,8 @@ class DashboardModel:
     def snapshot(self, panels: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         """The page's whole state as one JSON-able dict (the server sends it as is)."""
         reading = self._latest
-        lag = self.lag_rows()
-        known = [row["lag"] for row in lag if row["lag"] is not None]
+        rows = self.lag_rows()
+        known = [row["lag"] for row in rows if row["lag"] is not None]
         return {
             "app": self.app_id,
             "time": reading.time,
@@ -189,7 +191,7 @@ class DashboardModel:
             "lag": {
                 "total": sum(known) if known else None,
                 "points": [[round(t, 3), v] for t, v in self._lag_points],
-                "partitions": lag,
+                "partitions": rows,
             },
             "group": self._group_json(),
             "workers": self._workers_json(),
@@ -202,7 +204,8 @@ class DashboardModel:
             return {"state": None, "protocol": None, "members": []}
         by_worker = {w.worker: w.url for w in self._latest.workers if w.worker}
         members = []
-        for member in group.members:
+        # Sorted so the page's table does not reorder between refreshes.
+        for member in sorted(group.members, key=lambda m: (m.client_id, m.member_id)):
             url = by_worker.get(member.client_id)
             members.append(
                 {

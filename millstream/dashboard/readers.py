@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from prometheus_client.parser import text_string_to_metric_families
 
 from millstream.config import Settings
-from millstream.dashboard.model import Partition, Reading, WorkerMetrics
+from millstream.dashboard.model import Reading, WorkerMetrics
 from millstream.errors import MillstreamError
-from millstream.kafka import GroupReader, TopicAdmin
+from millstream.kafka import TopicAdmin
+from millstream.kafka.groups import GroupAdmin, Partition
 
 #: How long one /metrics request may take; a worker that is slower is shown as down.
 SCRAPE_TIMEOUT = 1.0
@@ -35,7 +36,7 @@ class ClusterReader:
         self._group_id = group_id
         self._topics = sorted(set(topics))
         self._admin = TopicAdmin(settings)
-        self._groups = GroupReader(settings)
+        self._groups = GroupAdmin(settings)
 
     def read(self, reading: Reading) -> None:
         """Fill ``reading`` with what the cluster says now; failures go to its errors."""

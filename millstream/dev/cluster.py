@@ -24,7 +24,8 @@ from millstream.dev import process
 from millstream.dev.assembly import BrokerJars, Progress, check_java, packaged_kafka_version
 from millstream.dev.layout import ClusterFiles, ClusterState, NodeFiles
 from millstream.dev.properties import HOST, Topology, render_properties
-from millstream.dev.readiness import ReadinessProbe
+from millstream.dev.readiness import ReadinessProbe, plaintext
+from millstream.dev.security import ClusterSecurity, Credentials
 from millstream.errors import LocalClusterError
 
 #: Node counts ``up`` accepts: one node, or three (replication 3, min ISR 2).
@@ -79,6 +80,7 @@ class LocalCluster:
     ) -> None:
         self._settings = settings or load_settings()
         self.files = ClusterFiles(Path(self._settings.local_dir) / "kafka")
+        self.security = ClusterSecurity(self.files.root)
         self._progress = progress or (lambda _message: None)
 
     @property
@@ -101,10 +103,14 @@ class LocalCluster:
         self.topology.broker_port(node)
         return self.files.node(node).log
 
-    def up(self, nodes: int | None = None) -> str:
+    def up(
+        self, nodes: int | None = None, *, security: str | None = None, app_id: str | None = None
+    ) -> str:
         """Bring the cluster up with ``nodes`` nodes and return its bootstrap servers.
 
-        ``nodes=None`` means as many as the cluster had (1 for a new one). Idempotent:
+        ``nodes=None`` means as many as the cluster had (1 for a new one); ``security``
+        ``"sasl_ssl"`` secures a new cluster (millstream.dev.security) with an app user
+        for ``app_id``, None keeps what the cluster was formatted with. Idempotent:
         a cluster already running with that many nodes is only checked, and its
         stopped nodes are started. Storage is formatted once; data persists across
         ``down``/``up``. Blocks until the cluster serves metadata and can create and
@@ -112,25 +118,38 @@ class LocalCluster:
 
         Raises:
             LocalClusterError: unsupported node count; running with another node
-                count or port; Java/Maven missing or too old; a port taken by
-                another process; a node exited during startup; not ready in time.
+                count, port or security; Java/Maven (or openssl, when secured) missing
+                or too old; a port taken by another process; a node exited during
+                startup; not ready in time.
         """
         with self._locked():
             state = self.files.read_state()
             count = nodes or (state.nodes if state else 1)
             if count not in SUPPORTED_NODES:
                 raise LocalClusterError(f"--nodes must be 1 or 3, not {count}")
+            formatted = state is not None and self._any_formatted(state.nodes)
+            mode = self.security.planned(state.security if state else None, security, formatted)
             running = self._running_nodes(state.nodes) if state else []
             topology = self._planned_topology(state, running, count)
             missing = [n for n in topology.node_ids if n not in running]
             if not missing:
                 self._progress(f"local cluster already running ({count} node(s))")
             else:
-                self._start_nodes(topology, missing, state)
+                self._start_nodes(topology, missing, state, mode, app_id)
             self._progress("waiting for the cluster to serve requests")
             self._probe(topology).wait(missing, self._settings.dev_start_timeout)
+            if mode != "plaintext":
+                self.security.secure(self._admin_settings(topology), topology.bootstrap_servers)
+                self._progress("ACLs granted to the app user (`millstream dev up` prints them)")
         self._progress(f"local cluster ready: {topology.bootstrap_servers}")
         return topology.bootstrap_servers
+
+    def credentials(self) -> Credentials | None:
+        """The users and CA of a secured cluster; None for a plaintext one."""
+        state = self.files.read_state()
+        if state is None or state.security == "plaintext":
+            return None
+        return self.security.read()
 
     def down(self, *, wipe: bool = False) -> list[int]:
         """Stop every node this cluster started; with ``wipe`` also delete data and logs.
@@ -148,6 +167,7 @@ class LocalCluster:
                 for directory in self.files.node_dirs():
                     shutil.rmtree(directory)
                 self.files.state_file.unlink(missing_ok=True)
+                shutil.rmtree(self.security.directory, ignore_errors=True)
                 self._progress(f"wiped the local cluster's data under {self.files.root}")
         return stopped
 
@@ -177,7 +197,9 @@ class LocalCluster:
             topology.broker_port(node)
             if self._live_pid(node) is not None:
                 return
-            self._start_nodes(topology, [node], self.files.read_state())
+            state = self.files.read_state()
+            mode = state.security if state else "plaintext"
+            self._start_nodes(topology, [node], state, mode, None)
             if wait:
                 self._probe(topology).wait([node], self._settings.dev_start_timeout)
 
@@ -214,56 +236,57 @@ class LocalCluster:
         return Topology(nodes, self._settings.dev_port)
 
     def _start_nodes(
-        self, topology: Topology, nodes: list[int], state: ClusterState | None
+        self,
+        topology: Topology,
+        nodes: list[int],
+        state: ClusterState | None,
+        security: str,
+        app_id: str | None,
     ) -> None:
         java = check_java()
-        self._check_ports(topology, nodes)
+        process.check_ports(topology, nodes, HOST)
         version = self._settings.dev_kafka_version or packaged_kafka_version()
         jars = BrokerJars(self.files.libs, version)
         jars.ensure(self._progress)
         cluster_id = state.cluster_id if state else _new_cluster_id()
+        credentials = None
+        if security != "plaintext":
+            credentials = self.security.ensure(app_id)
+            self._progress(f"secured with SASL_SSL: CA {credentials.ca_location}")
         self.files.write_state(
-            ClusterState(topology.nodes, topology.base_port, cluster_id, version)
+            ClusterState(topology.nodes, topology.base_port, cluster_id, version, security)
         )
         for node in topology.node_ids:
-            self._render(topology, node)
+            self._render(topology, node, credentials)
         for node in topology.node_ids:
             if not self.files.node(node).is_formatted():
-                self._format(java, jars, node, cluster_id)
+                self._format(java, jars, node, cluster_id, credentials)
         for node in nodes:
             self._spawn(java, jars, node)
 
-    def _check_ports(self, topology: Topology, nodes: list[int]) -> None:
-        taken = [
-            f"{port} ({role} of node {node})"
-            for node in nodes
-            for role, port in (
-                ("broker", topology.broker_port(node)),
-                ("controller", topology.controller_port(node)),
-            )
-            if process.port_in_use(port, HOST)
-        ]
-        if taken:
-            noun, verb = ("ports", "are") if len(taken) > 1 else ("port", "is")
-            raise LocalClusterError(
-                f"{noun} {', '.join(taken)} on {HOST} {verb} in use by another process; "
-                "stop it or move the local cluster with MILLSTREAM_DEV_PORT=<port> "
-                "(node i uses that port + 2*(i-1) and the one after it)"
-            )
-
-    def _render(self, topology: Topology, node: int) -> None:
+    def _render(self, topology: Topology, node: int, credentials: Credentials | None) -> None:
         files = self.files.node(node)
         files.data.mkdir(parents=True, exist_ok=True)
         text = render_properties(topology, node, files.data)
+        if credentials is not None:
+            text += self.security.broker_properties(
+                credentials, HOST, topology.broker_port(node), topology.controller_port(node)
+            )
+            # The rendered file holds the super user's password.
+            files.properties.touch(mode=0o600)
         files.properties.write_text(text, encoding="utf-8")
 
-    def _format(self, java: str, jars: BrokerJars, node: int, cluster_id: str) -> None:
+    def _format(
+        self, java: str, jars: BrokerJars, node: int, cluster_id: str, creds: Credentials | None
+    ) -> None:
         files = self.files.node(node)
         self._progress(f"formatting the storage of node {node}")
         command = [
             java, "-cp", jars.class_path, "kafka.tools.StorageTool", "format",
             "-t", cluster_id, "-c", str(files.properties),
         ]  # fmt: skip
+        if creds is not None:
+            command += ClusterSecurity.format_arguments(creds)
         result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
         output = result.stdout + result.stderr
         if result.returncode != 0:
@@ -293,7 +316,16 @@ class LocalCluster:
         self._progress(f"started node {node} (pid {pid}, log {files.log})")
 
     def _probe(self, topology: Topology) -> ReadinessProbe:
-        return ReadinessProbe(topology, self._settings, self._check_alive)
+        return ReadinessProbe(topology, self._admin_settings(topology), self._check_alive)
+
+    def _admin_settings(self, topology: Topology) -> Settings:
+        """Settings that connect to this cluster as its super user (plaintext: anyone)."""
+        credentials = self.credentials()
+        if credentials is None:
+            return plaintext(self._settings, topology.bootstrap_servers)
+        return credentials.client_settings(
+            self._settings, topology.bootstrap_servers, super_user=True
+        )
 
     def _check_alive(self, node: int) -> None:
         files = self.files.node(node)

@@ -3,7 +3,8 @@
 ::
 
     <local_dir>/kafka/
-    ├── cluster.json          node count, ports, cluster id, Kafka version
+    ├── cluster.json          node count, ports, cluster id, Kafka version, security
+    ├── security/             CA, broker certificate, users (``--security sasl_ssl`` only)
     ├── libs/<version>/       the broker's jars, one directory per Kafka version
     └── node-<i>/
         ├── server.properties rendered from the packaged template at every start
@@ -31,6 +32,8 @@ class ClusterState:
     base_port: int
     cluster_id: str
     kafka_version: str
+    #: ``plaintext``, or ``sasl_ssl`` (millstream.dev.security); fixed when formatted.
+    security: str = "plaintext"
 
 
 @dataclass(frozen=True)

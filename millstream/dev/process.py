@@ -15,6 +15,9 @@ import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from millstream.dev.properties import Topology
+from millstream.errors import LocalClusterError
+
 _POLL = 0.1
 _CMDLINE_RETRIES = 25
 #: Wait statuses of children of this process reaped by the liveness check, by pid.
@@ -180,3 +183,23 @@ def _command_line(pid: int) -> str | None:
         check=False,
     )
     return result.stdout.strip() or None
+
+
+def check_ports(topology: Topology, nodes: list[int], host: str) -> None:
+    """Raise LocalClusterError naming the ports of ``nodes`` another process holds on ``host``."""
+    taken = [
+        f"{port} ({role} of node {node})"
+        for node in nodes
+        for role, port in (
+            ("broker", topology.broker_port(node)),
+            ("controller", topology.controller_port(node)),
+        )
+        if port_in_use(port, host)
+    ]
+    if taken:
+        noun, verb = ("ports", "are") if len(taken) > 1 else ("port", "is")
+        raise LocalClusterError(
+            f"{noun} {', '.join(taken)} on {host} {verb} in use by another process; "
+            "stop it or move the local cluster with MILLSTREAM_DEV_PORT=<port> "
+            "(node i uses that port + 2*(i-1) and the one after it)"
+        )

@@ -25,21 +25,11 @@ class ReadinessProbe:
     """
 
     def __init__(self, topology: Topology, settings: Settings, check_node: NodeCheck) -> None:
+        """``settings`` connect to the cluster as a user allowed to create topics (their
+        client timeout is replaced by a short one)."""
         self._topology = topology
         self._check_node = check_node
-        # Only the connection differs from the caller's settings; the local cluster
-        # is plaintext whatever MILLSTREAM_SECURITY_PROTOCOL says.
-        self._settings = settings.model_copy(
-            update={
-                "bootstrap_servers": topology.bootstrap_servers,
-                "security_protocol": "PLAINTEXT",
-                "sasl_mechanism": None,
-                "sasl_username": None,
-                "sasl_password": None,
-                "ssl_ca_location": None,
-                "client_timeout": _REQUEST_TIMEOUT,
-            }
-        )
+        self._settings = settings.model_copy(update={"client_timeout": _REQUEST_TIMEOUT})
 
     def wait(self, started: Iterable[int], timeout: float) -> None:
         """Wait up to ``timeout`` seconds, failing early when a node of ``started`` exits.
@@ -88,3 +78,23 @@ class ReadinessProbe:
         name = f"millstream-dev-probe-{uuid.uuid4().hex[:12]}"
         admin.create([TopicSpec(name, partitions=1, replication=self._topology.replication)])
         admin.delete([name])
+
+
+def plaintext(settings: Settings, bootstrap_servers: str) -> Settings:
+    """``settings`` connected to a plaintext local cluster, whatever the security
+    settings of the environment say."""
+    return settings.model_copy(
+        update={
+            "bootstrap_servers": bootstrap_servers,
+            "security_protocol": "PLAINTEXT",
+            "sasl_mechanism": None,
+            "sasl_username": None,
+            "sasl_password": None,
+            "sasl_password_file": None,
+            "sasl_oauthbearer_config": {},
+            "ssl_ca_location": None,
+            "ssl_certificate_location": None,
+            "ssl_key_location": None,
+            "ssl_key_password": None,
+        }
+    )

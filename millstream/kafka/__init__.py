@@ -16,13 +16,13 @@ from confluent_kafka import (
 from millstream.kafka.admin import TopicAdmin, TopicInfo, TopicSpec, check_connection
 from millstream.kafka.clients import (
     ANY_PARTITION,
+    flush_within,
     make_admin,
     make_consumer,
     make_producer,
     produce_when_room,
 )
 from millstream.kafka.errors import from_client_error, from_exception, requires_abort
-from millstream.kafka.groups import GroupDescription, GroupMember, GroupReader
 from millstream.kafka.records import ConsumedRecord
 
 __all__ = [
@@ -31,9 +31,6 @@ __all__ = [
     "OFFSET_END",
     "ConsumedRecord",
     "Consumer",
-    "GroupDescription",
-    "GroupMember",
-    "GroupReader",
     "Message",
     "Producer",
     "TopicAdmin",
@@ -41,6 +38,7 @@ __all__ = [
     "TopicPartition",
     "TopicSpec",
     "check_connection",
+    "flush_within",
     "from_client_error",
     "from_exception",
     "make_admin",

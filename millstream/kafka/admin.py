@@ -103,7 +103,21 @@ class TopicAdmin:
         }
 
     def exists(self, name: str) -> bool:
+        """Whether the cluster has topic ``name`` (one the ACLs hide from this client
+        does not exist for it: see :meth:`check_access`)."""
         return name in self._metadata().topics
+
+    def check_access(self, name: str) -> None:
+        """Raise AuthorizationError when the cluster's ACLs deny this client topic ``name``.
+
+        A topic a client may not describe is missing from the cluster's list, as if it
+        did not exist; asked for by name, the cluster says why.
+        """
+        topic = self._metadata(name).topics.get(name)
+        if topic is not None and topic.error is not None:
+            error = from_client_error(topic.error, f"topic {name!r}")
+            if isinstance(error, AuthorizationError):
+                raise error
 
     def describe(self, name: str) -> TopicInfo:
         """Partitions, replication and non-default config of ``name``.
@@ -272,11 +286,28 @@ class TopicAdmin:
         try:
             return future.result(timeout=self._timeout)
         except KafkaException as exc:
-            raise from_exception(exc, what) from exc
+            error = from_exception(exc, what)
+            if isinstance(error, BrokerUnreachableError):
+                self._raise_refusal()
+            raise error from exc
         except concurrent.futures.TimeoutError as exc:
+            self._raise_refusal()
             raise BrokerUnreachableError(
                 f"{what}: no answer within {self._timeout:g}s", retriable=True
             ) from exc
+
+    def _raise_refusal(self) -> None:
+        """Raise the cluster's refusal of this client (wrong credentials, untrusted
+        certificate) when that is why a request failed.
+
+        The admin client's requests only time out when no broker lets it in; the
+        reason waits as an error event that this client's poll() serves (to the error
+        callback of millstream.kafka.clients, which raises it). A plaintext client
+        cannot be refused that way, and its queue is left alone: serving it would also
+        print the client's queued log lines.
+        """
+        if self._settings.security_protocol != "PLAINTEXT":
+            self._client.poll(0)
 
     def _wait_for_metadata(self, names: builtins.list[str]) -> None:
         # Created topics become visible to metadata requests a moment after the
@@ -304,10 +335,13 @@ class TopicAdmin:
         except KafkaException as exc:
             error = from_exception(exc, "reading cluster metadata")
             if error.code in {"_TRANSPORT", "_TIMED_OUT", "_ALL_BROKERS_DOWN"}:
+                self._raise_refusal()
                 raise BrokerUnreachableError(
                     f"no Kafka broker answered at {self._settings.bootstrap_servers} "
                     f"within {self._timeout:g}s (set MILLSTREAM_BOOTSTRAP_SERVERS, or start "
-                    "a local cluster with `millstream dev up`)",
+                    "a local cluster with `millstream dev up`; brokers that expect another "
+                    "MILLSTREAM_SECURITY_PROTOCOL than "
+                    f"{self._settings.security_protocol} look the same)",
                     code=error.code,
                     retriable=True,
                 ) from exc

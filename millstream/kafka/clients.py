@@ -5,6 +5,11 @@ returns are the confluent-kafka objects themselves (a consumer is a
 :class:`~millstream.kafka.group.GroupConsumer`, a subclass that changes only how
 partitions are assigned): the hot path calls their methods directly, with no
 per-record wrapper.
+
+Every client gets the connection settings (TLS, SASL) of :class:`Settings` and an
+error callback that turns a refusal by the cluster (wrong SASL credentials, an
+untrusted certificate) into an exception out of the client's next ``poll()``,
+``consume()`` or ``flush()``: librdkafka itself would retry the connection for ever.
 """
 
 from __future__ import annotations
@@ -14,9 +19,11 @@ import time
 from typing import Any
 
 from confluent_kafka import Consumer, Producer
+from confluent_kafka import KafkaError as ClientError
 from confluent_kafka.admin import AdminClient
 
 from millstream.config import Settings
+from millstream.kafka.errors import refusal
 from millstream.kafka.group import GroupConsumer
 
 log = logging.getLogger("millstream.kafka")
@@ -75,6 +82,28 @@ def produce_when_room(
             producer.poll(0.05)
 
 
+#: Longest single ``flush()`` call of :func:`flush_within`.
+FLUSH_SLICE = 0.5
+
+
+def flush_within(producer: Producer, timeout: float | None) -> int:
+    """``producer.flush(timeout)`` in slices; returns the records still queued.
+
+    An exception raised by a callback (the refusal :func:`raise_refusal` raises) comes
+    out of ``flush()`` only when the call returns, and librdkafka's flush goes on for
+    its whole timeout: slices bound that wait.
+
+    Raises:
+        AuthenticationError, TlsError: the cluster refused the producer.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        left = FLUSH_SLICE if deadline is None else min(FLUSH_SLICE, deadline - time.monotonic())
+        remaining = int(producer.flush(max(left, 0.0)))
+        if remaining == 0 or (deadline is not None and time.monotonic() >= deadline):
+            return remaining
+
+
 #: Consumer defaults: offsets are committed by millstream's checkpoint, never automatically.
 CONSUMER_DEFAULTS: dict[str, Any] = {
     "enable.auto.commit": False,
@@ -93,9 +122,26 @@ CONSUMER_DEFAULTS: dict[str, Any] = {
 }
 
 
+def raise_refusal(error: ClientError) -> None:
+    """The clients' ``error_cb``: raise the cluster's refusal of this client, log the rest.
+
+    It runs inside the client call that serves callbacks, and confluent-kafka raises
+    what it raises from that call once the call is done, so a worker or command meets
+    an :class:`~millstream.errors.AuthenticationError` or
+    :class:`~millstream.errors.TlsError` within one connection attempt instead of
+    waiting for ever. Other errors (a broker down, a timeout) are ones librdkafka
+    recovers from, and its own log lines report them already: they go to the debug log.
+    """
+    refused = refusal(error)
+    if refused is not None:
+        raise refused
+    log.debug("client error: %s (%s)", error.str(), error.name())
+
+
 def _base(settings: Settings, client_id: str | None) -> dict[str, Any]:
     config = settings.kafka_config()
     config["logger"] = log
+    config["error_cb"] = raise_refusal
     if client_id:
         config["client.id"] = client_id
     return config

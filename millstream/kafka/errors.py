@@ -10,6 +10,7 @@ from millstream.errors import (
     AuthorizationError,
     BrokerUnreachableError,
     KafkaError,
+    TlsError,
     TopicAlreadyExistsError,
     TopicNotFoundError,
 )
@@ -21,6 +22,7 @@ _UNREACHABLE = {
     _CKError._RESOLVE,
 }
 _AUTHENTICATION = {_CKError._AUTHENTICATION, _CKError.SASL_AUTHENTICATION_FAILED}
+_TLS = {_CKError._SSL}
 _AUTHORIZATION = {
     _CKError.TOPIC_AUTHORIZATION_FAILED,
     _CKError.GROUP_AUTHORIZATION_FAILED,
@@ -52,11 +54,15 @@ def from_client_error(error: _CKError | None, context: str) -> KafkaError:
         return KafkaError(f"{context}: unknown Kafka error")
     code = error.code()
     detail = f"{context}: {error.str()} ({error.name()})"
+    if code in _AUTHORIZATION:
+        detail = f"{context}: not allowed by the cluster's ACLs ({error.name()}: {error.str()})"
     kind: type[KafkaError] = KafkaError
     if code in _UNREACHABLE:
         kind = BrokerUnreachableError
     elif code in _AUTHENTICATION:
         kind = AuthenticationError
+    elif code in _TLS:
+        kind = TlsError
     elif code in _AUTHORIZATION:
         kind = AuthorizationError
     elif code in _NOT_FOUND:
@@ -65,6 +71,40 @@ def from_client_error(error: _CKError | None, context: str) -> KafkaError:
         kind = TopicAlreadyExistsError
     retriable = bool(error.retriable()) or code in _TRANSIENT
     return kind(detail, code=error.name(), retriable=retriable)
+
+
+#: What each refusal means, for the message: the client cannot tell by itself.
+_REFUSALS = {
+    _CKError._AUTHENTICATION: "SASL authentication failed (check MILLSTREAM_SASL_USERNAME, "
+    "MILLSTREAM_SASL_PASSWORD and MILLSTREAM_SASL_MECHANISM)",
+    _CKError.SASL_AUTHENTICATION_FAILED: "SASL authentication failed (check "
+    "MILLSTREAM_SASL_USERNAME, MILLSTREAM_SASL_PASSWORD and MILLSTREAM_SASL_MECHANISM)",
+    _CKError._SSL: "TLS certificate verification failed (is the broker's certificate "
+    "signed by the CA in MILLSTREAM_SSL_CA_LOCATION?)",
+}
+#: Words of an authentication or TLS error that mean the connection dropped during the
+#: handshake (a broker restarting, a client closing), not that the cluster refused it:
+#: "SASL ... handshake failed: Local: Broker transport failure ... (in state DOWN)".
+_DROPPED = ("Disconnected", "onnection reset", "transport failure", "in state DOWN", "timed out")
+
+
+def refusal(error: _CKError) -> KafkaError | None:
+    """The millstream error for a client-level error event when it means the cluster
+    refuses this client for good (wrong credentials, untrusted certificate), else None.
+
+    librdkafka reports such errors through its error callback and then retries the
+    connection for ever; the caller raises the error so the client fails instead.
+    Authorization errors are not client-level events: they come with the request
+    they refuse (a consumed record's error, a delivery report, an admin result).
+    """
+    code = error.code()
+    if code not in _REFUSALS:
+        return None
+    text = error.str()
+    if any(word in text for word in _DROPPED):
+        return None
+    kind = TlsError if code in _TLS else AuthenticationError
+    return kind(f"{_REFUSALS[code]}: {text}", code=error.name())
 
 
 def from_exception(exc: BaseException, context: str) -> KafkaError:

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
-from millstream.errors import TransactionError
+from millstream.errors import AuthenticationError, AuthorizationError, TransactionError
 from millstream.kafka.errors import from_exception
 
 T = TypeVar("T")
@@ -35,6 +35,9 @@ def _attempt(
             if retriable:
                 continue
             mapped = from_exception(exc, what)
+            if isinstance(mapped, AuthenticationError | AuthorizationError):
+                # The cluster refuses this producer: no new one would fare better.
+                raise mapped from exc
             fatal = error is not None and (error.fatal() or not error.txn_requires_abort())
             raise TransactionError(str(mapped), code=mapped.code, fatal=fatal) from exc
     raise AssertionError("unreachable")
@@ -74,11 +77,15 @@ def _bounded(action: Callable[[], T], what: str, timeout: float) -> T:
     raise value
 
 
-def init_transactions(producer: Producer, timeout: float) -> None:
-    """Register the transactional id, fencing any older producer that used it."""
-    _attempt(
-        lambda: producer.init_transactions(timeout), "initialising transactions", bound=timeout
-    )
+def init_transactions(producer: Producer, timeout: float, transactional_id: str = "") -> None:
+    """Register the transactional id, fencing any older producer that used it.
+
+    Raises:
+        AuthorizationError: the ACLs deny the transactional id (named in the message).
+        TransactionError: any other failure.
+    """
+    what = f"initialising transactions of transactional id {transactional_id!r}"
+    _attempt(lambda: producer.init_transactions(timeout), what, bound=timeout)
 
 
 def begin_transaction(producer: Producer) -> None:

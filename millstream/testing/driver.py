@@ -189,6 +189,8 @@ class TestDriver:
             message = self._pending.popleft()
             topic, partition = message.topic(), message.partition()
             self.stats.records_in += 1
+            by_topic = self.stats.topic_records_in
+            by_topic[topic] = by_topic.get(topic, 0) + 1
             if (topic, partition) not in owned.assigned:
                 owned.take([TopicPartition(topic, partition)])
             part = owned.get(topic, partition)

@@ -13,6 +13,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from rich.console import Console
 from rich.progress import (
@@ -28,6 +29,7 @@ from millstream.kafka import ConsumedRecord, Consumer, TopicPartition, from_exce
 from millstream.processors.batches import partition_runs
 from millstream.processors.state.backends import Position
 from millstream.processors.state.changelog import MARKER_KEY, decode_marker
+from millstream.processors.state.restore_report import RestoreReport
 from millstream.processors.state.store import StorePartition
 
 log = logging.getLogger("millstream.restore")
@@ -49,6 +51,9 @@ class Restorer:
         self._consumer: Consumer | None = None
         self._batch_size = batch_size
         self.restored_records = 0
+        #: The latest restore of each store partition, by (store, partition): read by
+        #: the metrics server while the restore runs.
+        self.progress: dict[tuple[str, int], ReplayPosition] = {}
 
     def restore(self, stores: list[StorePartition]) -> int:
         """Bring every store up to the end of its changelog partition; returns records read."""
@@ -56,6 +61,8 @@ class Restorer:
         if not replays:
             return 0
         began = time.monotonic()
+        for r in replays:
+            self.progress[(r.store.name, r.store.partition)] = r.progress
         consumer = self._client()
         consumer.assign(
             [TopicPartition(r.store.changelog, r.store.partition, r.start) for r in replays]
@@ -68,6 +75,7 @@ class Restorer:
         self.restored_records += read
         for r in replays:
             r.finish()
+            r.progress.position = r.high
         log.info(
             "restored %d changelog records of %d store partitions in %.2fs (%.0f/s)",
             read,
@@ -101,8 +109,10 @@ class Restorer:
         remaining = dict(by_partition)
         read = 0
         total = sum(r.high - r.start for r in replays)
+        report = RestoreReport(consumer)
         with _progress(replays, total) as advance:
             while remaining:
+                report.progress((r.reported() for r in replays), final=False)
                 messages = consumer.consume(self._batch_size, 0.2)
                 if not messages:
                     self._check_positions(consumer, remaining)
@@ -113,6 +123,7 @@ class Restorer:
                         remaining.pop((topic, partition), None)
                 read += len(messages)
                 advance(len(messages))
+        report.progress((r.reported(done=True) for r in replays), final=True)
         return read
 
     @staticmethod
@@ -152,6 +163,21 @@ class Restorer:
             self._consumer = None
 
 
+@dataclass
+class ReplayPosition:
+    """How far a store partition's restore got: changelog offsets from ``start`` to
+    ``position`` are replayed, up to ``high`` (``position == high`` once done)."""
+
+    start: int
+    position: int
+    high: int
+
+    def counts(self) -> tuple[int, int]:
+        """Offsets replayed and offsets to replay. Offsets rather than records: transaction
+        markers and compacted-away records count too, so the two are equal once done."""
+        return self.position - self.start, self.high - self.start
+
+
 class _Replay:
     """One store partition being restored: changes since its last marker, and progress."""
 
@@ -159,6 +185,12 @@ class _Replay:
         self.store, self.start, self.high = store, start, high
         self.pending: dict[bytes, bytes | None] = {}
         self.read = 0
+        self.progress = ReplayPosition(start, start, high)
+
+    def reported(self, *, done: bool = False) -> tuple[str, int, int, int, int]:
+        """(changelog, partition, start, position, target) for the restore report."""
+        position = self.high if done else self.progress.position
+        return (self.store.changelog, self.store.partition, self.start, position, self.high)
 
     def add(self, run: list[ConsumedRecord]) -> bool:
         """Apply a run of this partition's records; True once the partition is done."""
@@ -174,7 +206,8 @@ class _Replay:
             elif key is not None:
                 pending[key] = message.value()
         self.read += len(run)
-        return run[-1].offset() + 1 >= self.high
+        position = self.progress.position = run[-1].offset() + 1
+        return position >= self.high
 
     def finish(self) -> None:
         store = self.store
@@ -191,15 +224,18 @@ class _Replay:
             store.partition,
             self.read,
             self.start,
+            extra={"store": store.name, "partition": store.partition},
         )
 
 
 class _progress:
-    """A rich progress bar on stderr for long restores; a no-op for short ones."""
+    """A rich progress bar on stderr for long restores; a no-op for short ones, and
+    where stderr is no terminal (a log file, a container's log: there the bar would
+    only leave a blank line among the log lines, JSON ones included)."""
 
     def __init__(self, replays: list[_Replay], total: int) -> None:
         self._bar: Progress | None = None
-        if total >= PROGRESS_THRESHOLD:
+        if total >= PROGRESS_THRESHOLD and sys.stderr.isatty():
             names = sorted({r.store.name for r in replays})
             self._bar = Progress(
                 TextColumn(f"restoring {', '.join(names)} ({len(replays)} partitions)"),

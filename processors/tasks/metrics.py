@@ -8,7 +8,6 @@ partition until started) and the run time of attempts, in seconds.
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -20,33 +19,18 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from millstream.processors.latency import LatencyHistogram
+
 BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 60.0, 300.0)
 EVENTS = ("queued", "started", "succeeded", "failed", "retried", "dead_lettered", "skipped")
-
-
-@dataclass
-class _Histogram:
-    counts: list[int] = field(default_factory=lambda: [0] * (len(BUCKETS) + 1))
-    total: float = 0.0
-
-    def observe(self, seconds: float) -> None:
-        self.counts[bisect.bisect_left(BUCKETS, seconds)] += 1
-        self.total += seconds
-
-    def buckets(self) -> list[tuple[str, float]]:
-        out, running = [], 0
-        for bound, count in zip((*map(str, BUCKETS), "+Inf"), self.counts, strict=True):
-            running += count
-            out.append((bound, float(running)))
-        return out
 
 
 @dataclass
 class _TaskCounts:
     events: dict[str, int] = field(default_factory=lambda: dict.fromkeys(EVENTS, 0))
     running: int = 0
-    wait: _Histogram = field(default_factory=_Histogram)
-    run: _Histogram = field(default_factory=_Histogram)
+    wait: LatencyHistogram = field(default_factory=lambda: LatencyHistogram(BUCKETS))
+    run: LatencyHistogram = field(default_factory=lambda: LatencyHistogram(BUCKETS))
 
 
 class TaskMetrics(Collector):
@@ -115,8 +99,8 @@ class TaskMetrics(Collector):
                 f"millstream_tasks_{kind}_seconds", f"{what}, in seconds", labels=names
             )
             for task, counts in tasks.items():
-                hist: _Histogram = getattr(counts, kind)
+                hist: LatencyHistogram = getattr(counts, kind)
                 histogram.add_metric(
-                    [*self.labels.values(), task], hist.buckets(), sum_value=hist.total
+                    [*self.labels.values(), task], hist.buckets(), sum_value=hist.sum
                 )
             yield histogram

@@ -76,6 +76,7 @@ class TaskPartition(AssignedPartition):
         "_timers",
         "buffered",
         "completions",
+        "consumed_to",
         "inflight_ids",
         "running",
         "running_by_task",
@@ -93,6 +94,8 @@ class TaskPartition(AssignedPartition):
     ) -> None:
         super().__init__(topic, partition, stores, purgeable=purgeable)
         self.completions: Completions | None = None
+        #: The offset after the last record taken from the topic, once completions start.
+        self.consumed_to: int | None = None
         self._keys: dict[bytes | None, _KeyQueue] = {}
         #: Keys whose head task may start once its task has a free slot, by task name.
         self._ready: dict[str, deque[bytes | None]] = {}
@@ -121,6 +124,18 @@ class TaskPartition(AssignedPartition):
     def start_completions(self, committed: int, metadata: str | None) -> None:
         self.completions = Completions.from_commit(committed, metadata)
         self._commit_point = (committed, metadata or "")
+        self.consumed_to = committed
+
+    def consumed(self, offset: int) -> None:
+        """The record at ``offset`` was taken from the topic. The offsets the consumer
+        skipped before it (transaction markers, aborted or compacted records) hold no
+        task: they are done, or the committed offset could never pass them."""
+        assert self.completions is not None
+        low = self.consumed_to
+        if low is not None and offset > low:
+            for skipped in range(low, offset):
+                self.completions.done(skipped)
+        self.consumed_to = offset + 1 if low is None else max(low, offset + 1)
 
     def add(self, pending: Pending) -> None:
         """Queue a task behind the others of its key."""

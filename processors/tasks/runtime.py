@@ -224,6 +224,7 @@ class TaskRuntime:
         for row in rows:
             message = row[3]
             offset = message.offset()
+            part.consumed(offset)
             if completions.is_done(offset):
                 continue
             try:

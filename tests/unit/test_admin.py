@@ -48,6 +48,10 @@ class StandIn:
         topics = {"t": SimpleNamespace(error=None, partitions={0: replicas, 1: replicas})}
         return SimpleNamespace(topics=topics, brokers={1: None, 2: None, 3: None})
 
+    def poll(self, timeout: float) -> int:
+        """No error events: the cluster never refused this client."""
+        return 0
+
     def describe_configs(self, resources: list[Any], request_timeout: float) -> Any:
         self.calls.append(("describe", request_timeout))
         future: Future[Any] = Future()

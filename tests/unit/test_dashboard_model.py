@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from millstream.dashboard import DashboardModel, RateSeries, Reading, WorkerMetrics
-from millstream.kafka import GroupDescription, GroupMember
+from millstream.kafka.groups import GroupDescription, GroupMember
 
 
 def model() -> DashboardModel:
@@ -14,7 +14,7 @@ def model() -> DashboardModel:
 
 
 def group(*members: GroupMember) -> GroupDescription:
-    return GroupDescription("shop", "STABLE", "CONSUMER", members)
+    return GroupDescription("shop", "Stable", "consumer", "uniform", 1, members)
 
 
 def reading(time: float, orders: tuple[int, int], out: int, **extra: object) -> Reading:
@@ -63,8 +63,8 @@ def test_rates_are_measured_over_the_window() -> None:
 def test_lag_per_partition_with_its_owner() -> None:
     m = model()
     members = (
-        GroupMember("m1", "worker-a", "/127.0.0.1", (("orders", 0),)),
-        GroupMember("m2", "worker-b", "/127.0.0.2", (("orders", 1),)),
+        GroupMember("m1", "worker-a", "/127.0.0.1", None, (("orders", 0),)),
+        GroupMember("m2", "worker-b", "/127.0.0.2", None, (("orders", 1),)),
     )
     m.add(reading(1.0, (100, 50), 7, committed={("orders", 0): 70}, group=group(*members)))
     lag = m.snapshot()["lag"]
@@ -92,13 +92,13 @@ def test_lag_per_partition_with_its_owner() -> None:
 
 def test_members_carry_their_workers_metrics_rates() -> None:
     m = model()
-    member = GroupMember("m1", "worker-a", "/127.0.0.1", (("orders", 0), ("orders", 1)))
+    member = GroupMember("m1", "worker-a", "/127.0.0.1", None, (("orders", 0), ("orders", 1)))
     url = "http://127.0.0.1:9000/metrics"
     for t, n in ((1.0, 0), (3.0, 400)):
         metrics = WorkerMetrics(url, "worker-a", records_in=n, records_out=n / 2, lag=5)
         m.add(reading(t, (n, 0), 0, group=group(member), workers=[metrics]))
     snap = m.snapshot()
-    assert snap["group"]["state"] == "STABLE"
+    assert snap["group"]["state"] == "Stable"
     (row,) = snap["group"]["members"]
     assert row["client_id"] == "worker-a" and row["partitions"] == ["orders[0]", "orders[1]"]
     assert (row["in_rate"], row["out_rate"]) == (200.0, 100.0)

@@ -40,6 +40,8 @@ def test_stateless_steps_and_outputs() -> None:
         assert driver.read(big) == []  # only what came since the last read
         assert driver.stats.records_in == 3
         assert driver.stats.records_out == 2
+        assert driver.stats.topic_records_in == {"orders": 3}
+        assert driver.stats.topic_records_out == {"big": 2}
 
 
 def test_malformed_input_and_failing_steps_go_to_the_dead_letter_topic() -> None:

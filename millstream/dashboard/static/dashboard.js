@@ -93,7 +93,7 @@ function renderLag(lag) {
 function renderGroup(group, workers) {
   $("member-count").textContent = String(group.members.length);
   $("group-state").textContent = group.state || "unknown";
-  $("group-protocol").textContent = group.protocol ? group.protocol.toLowerCase() : "";
+  $("group-protocol").textContent = group.protocol || "";
   const body = $("members").tBodies[0];
   body.replaceChildren();
   for (const m of group.members) {
