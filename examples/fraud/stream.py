@@ -184,6 +184,10 @@ class LiveGenerator:
             out.append(event)
         return out
 
+    def pending(self) -> bool:
+        """Whether follow-ups of patterns are still scheduled."""
+        return bool(self._scheduled)
+
     def _pick_card(self, now_ms: int) -> Card:
         minute = now_ms // 60_000
         if minute != self._weights_at:
