@@ -1,7 +1,7 @@
 # A millstream worker image: the package, its dependencies and the examples.
 #
 #     docker build -t millstream .
-#     docker run --rm -e MILLSTREAM_BOOTSTRAP_SERVERS=host:9092 millstream worker examples.fraud.pipeline:app
+#     docker run --rm -e MILLSTREAM_BOOTSTRAP_SERVERS=host:9092 millstream worker examples.fraud.detectors:app
 #
 # The entrypoint is the `millstream` command; the working directory /app is on the
 # import path of `millstream worker`, so apps under /app (examples/, or your own
@@ -22,7 +22,8 @@ COPY producers ./producers
 COPY processors ./processors
 COPY sinks ./sinks
 COPY config ./config
-RUN pip install . \
+# The fraud example writes to PostgreSQL and Parquet files, and has a dashboard.
+RUN pip install '.[postgres,parquet,dashboard]' \
     && useradd --create-home --uid 10001 millstream \
     && mkdir -p /app/.local \
     && chown millstream /app/.local

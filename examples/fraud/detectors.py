@@ -119,7 +119,15 @@ def build_app(
     """The live fraud app of ``config`` (default: from the environment);
     ``table_sink(dsn, table)`` makes the sinks of the ``scores`` and ``alerts`` tables."""
     config = config or FraudConfig.from_env()
-    app = App(config.app_id, commit_interval=COMMIT_INTERVAL, settings=settings)
+    # The range assignor gives every worker the same partition numbers of every topic,
+    # so each does its share of both stages; the default (uniform) balances counts
+    # only, and could leave one worker all of the heavy second stage.
+    app = App(
+        config.app_id,
+        commit_interval=COMMIT_INTERVAL,
+        settings=settings,
+        consumer_config={"group.remote.assignor": "range"},
+    )
     keep = {"retention.ms": str(24 * 3600 * 1000)}
     transactions = app.topic(config.transactions, partitions=PARTITIONS, config=keep)
     profiled = app.topic(config.profiled, partitions=PARTITIONS, config=keep)

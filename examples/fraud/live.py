@@ -1,7 +1,8 @@
 """The live fraud demo behind ``scripts/demo``: a stream, workers, a dashboard, a summary.
 
     python -m examples.fraud.live [--rate 1000] [--seconds 60] [--workers 2]
-                                  [--kill-one-after S] [--port 8050] [--keep]
+                                  [--kill-one-after S] [--port 8050 | --no-dashboard]
+                                  [--dsn DSN] [--keep] [--summary-json PATH]
 
 1. starts a PostgreSQL server of its own (Debian's packages, :mod:`millstream.dev.postgres`;
    ``--dsn`` uses yours instead, whose ``scores`` and ``alerts`` tables it empties);
@@ -26,7 +27,6 @@ import argparse
 import contextlib
 import os
 import sys
-import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -48,7 +48,7 @@ from examples.fraud.publishing import LiveStream
 from examples.fraud.stream import LiveGenerator
 from examples.fraud.tables import ensure_tables
 from millstream.config import Settings, load_settings
-from millstream.dev.postgres import running_postgres
+from millstream.dev.postgres import free_port, running_postgres
 from millstream.errors import ConfigurationError, MillstreamError
 from millstream.kafka import TopicAdmin, TopicSpec, make_admin
 from millstream.kafka.group_config import broker_config, set_group_config
@@ -65,7 +65,7 @@ class LiveOptions:
     seed: int = 0
     warm_up: int = 5
     kill_after: float | None = None
-    port: int = 8050
+    port: int | None = 8050  # None: no dashboard
     session_timeout_ms: int = 1000
     heartbeat_ms: int = 250
     dsn: str | None = None
@@ -180,12 +180,13 @@ def run_live(settings: Settings, options: LiveOptions) -> LiveSummary:
         group_note = prepare(settings, config, options)
         console.print(f"Kafka at {settings.bootstrap_servers}; PostgreSQL: {dsn}; {group_note}")
         env = child_env(settings, config)
-        if dashboard_available():
-            children.append(start_dashboard(options.port, env, run_dir))
+        ports = [free_port() for _ in range(options.workers)]
+        if options.port is not None and dashboard_available():
+            children.append(start_dashboard(options.port, env, run_dir, ports))
             console.print(f"[bold]dashboard: http://127.0.0.1:{options.port}/[/]")
-        else:
+        elif options.port is not None:
             console.print("(this millstream has no `dashboard` command: no dashboard)")
-        workers = [WorkerProcess(i, env, run_dir) for i in range(options.workers)]
+        workers = [WorkerProcess(i, env, run_dir, port) for i, port in enumerate(ports)]
         children.extend(workers)
         for worker in workers:
             wait_until(worker.ready, 180, f"{worker.name} ready (log: {worker.log})")
@@ -195,7 +196,7 @@ def run_live(settings: Settings, options: LiveOptions) -> LiveSummary:
         console.print(f"published {published:,} transactions (and the warm-up): scoring the rest")
         wait_until(lambda: scored(dsn) >= len(board.labels), 180, "every transaction scored")
         time.sleep(1.0)  # the alerts of the last checkpoint are flushed with its scores
-        summary = summarize(dsn, board)
+        summary = summarize(dsn, config.transactions, board)
         summary.notes.append(group_note)
         if options.kill_after is not None:
             summary.notes.append(f"one worker was killed with SIGKILL {options.kill_after:g} s in")
@@ -225,6 +226,7 @@ def _arguments(argv: list[str] | None) -> LiveOptions:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--kill-one-after", type=float, default=None, metavar="S")
     parser.add_argument("--port", type=int, default=8050, help="dashboard port (default 8050)")
+    parser.add_argument("--no-dashboard", action="store_true", help="run without the dashboard")
     parser.add_argument("--dsn", default=None, help="a PostgreSQL server of yours")
     parser.add_argument("--keep", action="store_true", help="keep this run's topics")
     parser.add_argument("--summary-json", type=Path, default=None)
@@ -237,7 +239,7 @@ def _arguments(argv: list[str] | None) -> LiveOptions:
         workers=args.workers,
         seed=args.seed,
         kill_after=args.kill_one_after,
-        port=args.port,
+        port=None if args.no_dashboard else args.port,
         dsn=args.dsn,
         keep=args.keep,
         summary_json=args.summary_json,

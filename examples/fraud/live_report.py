@@ -28,6 +28,7 @@ from millstream.kafka import TopicAdmin, TopicPartition, make_consumer
 class LiveSummary:
     """The figures a live run is judged by."""
 
+    transactions_topic: str = ""
     published: int = 0
     scored_rows: int = 0
     scored_distinct: int = 0
@@ -75,9 +76,10 @@ def read_labels(settings: Settings, topic: str, timeout: float = 120.0) -> Score
     return board
 
 
-def summarize(dsn: str, board: Scoreboard) -> LiveSummary:
-    """The run's figures from its tables and its labels (``board``, alerts added here)."""
-    summary = LiveSummary(published=len(board.labels))
+def summarize(dsn: str, topic: str, board: Scoreboard) -> LiveSummary:
+    """The run's figures from its tables and the labels of ``topic`` (``board``; the
+    alerts are added to it here)."""
+    summary = LiveSummary(transactions_topic=topic, published=len(board.labels))
     with psycopg.connect(dsn, autocommit=True) as conn:
         ids = {row[0] for row in conn.execute("SELECT transaction_id FROM scores")}
         summary.scored_rows = conn.execute("SELECT count(*) FROM scores").fetchone()[0]  # type: ignore[index]

@@ -16,8 +16,6 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from millstream.dev.postgres import free_port
-
 APP = "examples.fraud.detectors:app"
 
 
@@ -65,8 +63,8 @@ class ChildProcess:
 class WorkerProcess(ChildProcess):
     """One detector worker, with its metrics server on a free port."""
 
-    def __init__(self, index: int, env: dict[str, str], log_dir: Path) -> None:
-        self.port = free_port()
+    def __init__(self, index: int, env: dict[str, str], log_dir: Path, port: int) -> None:
+        self.port = port
         env = {**env, "MILLSTREAM_METRICS_PORT": str(self.port), "MILLSTREAM_WORKER_INDEX": "0"}
         command = [sys.executable, "-m", "millstream", "worker", APP]
         super().__init__(f"worker-{index}", command, env, log_dir / f"worker-{index}.log")
@@ -91,8 +89,13 @@ def dashboard_available() -> bool:
     return done.returncode == 0
 
 
-def start_dashboard(port: int, env: dict[str, str], log_dir: Path) -> ChildProcess:
+def start_dashboard(
+    port: int, env: dict[str, str], log_dir: Path, worker_ports: list[int]
+) -> ChildProcess:
+    """``millstream dashboard`` on ``port``, reading the workers' metrics on ``worker_ports``."""
     command = [sys.executable, "-m", "millstream", "dashboard", APP, "--port", str(port)]
+    for worker_port in worker_ports:
+        command += ["--metrics", f"http://127.0.0.1:{worker_port}/metrics"]
     return ChildProcess("dashboard", command, env, log_dir / "dashboard.log")
 
 

@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from examples.fraud.detectors import FraudConfig
 from examples.fraud.stream import (
@@ -108,7 +109,8 @@ class LiveStream:
         return self.counts
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m examples.fraud.publishing``."""
     parser = argparse.ArgumentParser(
         prog="python -m examples.fraud.publishing", description=__doc__.split("\n\n")[0]
     )
@@ -116,13 +118,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=60.0, help="how long (default 60)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--warm-up", type=int, default=5, help="purchases per card first")
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--alive-file", type=Path, default=None, help="touched every second while streaming"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+
+    def alive(_elapsed: float, _counts: StreamCounts) -> None:
+        if args.alive_file is not None:
+            args.alive_file.touch()
+
     config = FraudConfig.from_env()
     with Publisher(settings=load_settings()) as publisher:
         stream = LiveStream(publisher, LiveGenerator(args.seed), config)
         stream.open_blocklist()
         stream.warm_up(args.warm_up)
-        counts = stream.run(args.rate or None, args.seconds)
+        counts = stream.run(args.rate or None, args.seconds, on_second=alive)
     print(f"published {counts.transactions} transactions, fraud by pattern: {counts.fraud}")
     return 0
 
