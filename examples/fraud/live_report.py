@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from examples.fraud.scoring import Scoreboard, percent
+from examples.fraud.stream import read_label
 from millstream.config import Settings
 from millstream.kafka import TopicAdmin, TopicPartition, make_consumer
 
@@ -65,10 +66,10 @@ def read_labels(settings: Settings, topic: str, timeout: float = 120.0) -> Score
                 partition, offset = m.partition(), m.offset()
                 if m.error() is not None or partition is None or offset is None:
                     continue
-                headers = dict(m.headers() or [])
-                pattern = headers.get("fraud.pattern")
-                tx_id = orjson.loads(m.value() or b"{}")["transaction_id"]
-                board.add_label(tx_id, pattern.decode() if pattern is not None else None)
+                labelled, pattern = read_label(m.headers())
+                tx_id = orjson.loads(m.value() or b"{}").get("transaction_id")
+                if labelled and tx_id is not None:
+                    board.add_label(tx_id, pattern)
                 if offset + 1 >= pending.get(partition, 0):
                     pending.pop(partition, None)
     finally:

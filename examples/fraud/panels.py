@@ -21,6 +21,7 @@ import orjson
 
 from examples.fraud.rules import REASONS
 from examples.fraud.scoring import Scoreboard, percent
+from examples.fraud.stream import read_label
 from millstream.config import Settings
 from millstream.kafka import OFFSET_BEGINNING, Consumer, TopicPartition, make_consumer
 
@@ -44,14 +45,13 @@ class FraudFeed:
 
     # -- what the consumer thread feeds in --------------------------------------------
 
-    def add_transaction(self, value: bytes | None, headers: list[tuple[str, bytes]] | None) -> None:
-        labels = dict(headers or [])
+    def add_transaction(self, value: bytes | None, headers: Any) -> None:
+        """A transaction record: its id and the label in its headers."""
+        labelled, pattern = read_label(headers)
         tx_id = orjson.loads(value or b"{}").get("transaction_id")
-        if tx_id is None or "fraud.label" not in labels:
-            return
-        pattern = labels.get("fraud.pattern")
-        with self.lock:
-            self.board.add_label(tx_id, pattern.decode() if pattern is not None else None)
+        if labelled and tx_id is not None:
+            with self.lock:
+                self.board.add_label(tx_id, pattern)
 
     def add_alert(self, value: bytes | None) -> None:
         alert = orjson.loads(value or b"null")

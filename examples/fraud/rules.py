@@ -72,7 +72,7 @@ def zscore(profile: dict[str, Any], amount: float) -> float | None:
     if n < MIN_HISTORY or mean <= 0:
         return None
     std = math.sqrt(profile["m2"] / (n - 1)) if n > 1 else 0.0
-    return (amount - mean) / max(std, STD_FLOOR * mean)
+    return float((amount - mean) / max(std, STD_FLOOR * mean))
 
 
 def profile_signals(profile: dict[str, Any], tx: dict[str, Any]) -> dict[str, Any]:

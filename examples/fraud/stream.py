@@ -298,6 +298,15 @@ class LiveGenerator:
         heapq.heappush(self._scheduled, (at, next(self._seq), event))
 
 
+def read_label(headers: Any) -> tuple[bool, str | None]:
+    """``(labelled, pattern)`` from the headers of a consumed transaction."""
+    found = dict(headers or [])
+    pattern = found.get("fraud.pattern")
+    if isinstance(pattern, bytes):
+        pattern = pattern.decode()
+    return "fraud.label" in found, pattern
+
+
 def label_headers(pattern: str | None) -> list[tuple[str, str | bytes | None]]:
     """The ground truth of a transaction, as record headers."""
     if pattern is None:

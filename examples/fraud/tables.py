@@ -46,7 +46,7 @@ def ensure_tables(dsn: str) -> None:
     with psycopg.connect(dsn, autocommit=False) as conn:
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
         for statement in DDL.values():
-            conn.execute(statement)  # type: ignore[arg-type]
+            conn.execute(statement)
 
 
 class FraudTableSink(PostgresSink):
