@@ -23,9 +23,9 @@ alerts topic and upserted into the table ``alerts`` (both tables keyed by
 transaction id, so a replay after a crash rewrites rows instead of adding them);
 per-minute statistics, counted from a small record per decision on the internal
 topic ``{transactions}-stats``, into Parquet files under ``FRAUD_STATS_DIR`` (one
-row per minute: transactions, alerts, alerts per reason). The tables get a ``written_at``/``scored_at`` column filled by
-PostgreSQL when a row is first inserted: alert latency is ``written_at`` minus the
-transaction's event time.
+row per minute: transactions, alerts, alerts per reason). The tables get a
+``written_at``/``scored_at`` column filled by PostgreSQL when a row is first
+inserted: alert latency is ``written_at`` minus the transaction's event time.
 
 Configuration (environment): ``FRAUD_APP_ID`` (``fraud-live``),
 ``FRAUD_TRANSACTIONS_TOPIC`` (``transactions``), ``FRAUD_ALERTS_TOPIC``

@@ -14,7 +14,7 @@ Patterns (the labels of ``fraud.pattern``):
 - ``blocklisted_merchant``: a purchase at a merchant put on the blocklist, which
   is published live on its own topic (a few merchants at the start, one more
   every ``BLOCKLIST_EVERY`` seconds);
-- ``night_time``: a large purchase (3.5-10 times typical) in the small hours of
+- ``night_time``: a large purchase (4.5-10 times typical) in the small hours of
   the cardholder's own time zone.
 
 Noise makes the rules imperfect: rare legitimate large purchases (2-7.5 times
@@ -263,7 +263,7 @@ class LiveGenerator:
         night = [c for c in self.population if local_hour(now_ms, c.utc_offset_min) in NIGHT_HOURS]
         card = self.rng.choice(night)
         shop = self._shop(card.home, self.rng.choice(("electronics", "jewelry")), now_ms)
-        amount = card.typical * self.rng.uniform(3.5, 10)
+        amount = card.typical * self.rng.uniform(4.5, 10)
         return self._tx(card, shop, amount, now_ms, "night_time")
 
     def _shop(self, country: str | None, category: str, now_ms: int) -> Merchant:
