@@ -40,7 +40,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 from examples.fraud import rules
 from examples.fraud.tables import FraudTableSink
@@ -53,9 +53,14 @@ PARTITIONS = 6
 SESSION_GAP = timedelta(seconds=2)
 HOP_SIZE = timedelta(minutes=10)
 HOP_ADVANCE = timedelta(minutes=5)
+#: RocksDB keeps each store partition on disk under MILLSTREAM_LOCAL_DIR: a worker
+#: that takes over partitions from a dead one on the same machine (``--processes 2``,
+#: the demo's workers) opens its databases and replays only the changelog after
+#: them, instead of all of it; a store in memory replays everything.
+STORES: Literal["rocksdb"] = "rocksdb"
 STATS_WINDOW = windows.Tumbling(timedelta(minutes=1), grace=timedelta(seconds=30))
 #: Checkpoints (and so PostgreSQL writes) this often: alert latency waits for them.
-COMMIT_INTERVAL = 0.2
+COMMIT_INTERVAL = float(os.environ.get("FRAUD_COMMIT_INTERVAL", "0.2"))
 
 
 @dataclass(frozen=True)
@@ -142,7 +147,7 @@ def build_app(
         config.blocklist, partitions=1, config={"cleanup.policy": "compact"}
     )
     blocklist = app.global_table(blocklist_topic, name="blocklist")
-    profiles = app.table("profiles")
+    profiles = app.table("profiles", backend=STORES)
 
     @app.processor(transactions, tables=[profiles])
     def profile(record: Record, ctx: ProcessorContext) -> None:
@@ -159,17 +164,17 @@ def build_app(
         .join(blocklist, on=lambda tx: tx["merchant_id"], how="left",
               merge=lambda tx, entry: {**tx, "blocklisted": entry is not None})
         .group_by_key()
-        .window(windows.Session(SESSION_GAP), name="activity")
+        .window(windows.Session(SESSION_GAP), name="activity", backend=STORES)
         .aggregate(dict, rules.session_add, merge=rules.session_merge)
         .current()
         .map(rules.after_session)
         .group_by_key()
-        .window(windows.Tumbling(timedelta(minutes=1)), name="velocity-1m")
+        .window(windows.Tumbling(timedelta(minutes=1)), name="velocity-1m", backend=STORES)
         .aggregate(dict, rules.count_add)
         .current()
         .map(rules.after_count("velocity_1m"))
         .group_by_key()
-        .window(windows.Hopping(HOP_SIZE, HOP_ADVANCE), name="velocity-10m")
+        .window(windows.Hopping(HOP_SIZE, HOP_ADVANCE), name="velocity-10m", backend=STORES)
         .aggregate(dict, rules.count_add)
         .current()
         .filter(is_oldest_hop)

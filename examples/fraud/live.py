@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shutil
 import sys
 import time
 import uuid
@@ -204,7 +205,7 @@ def run_live(settings: Settings, options: LiveOptions) -> LiveSummary:
 
 
 def clean_up(settings: Settings, config: FraudConfig, keep: bool) -> None:
-    """Delete the run's topics and consumer group (unless ``keep``)."""
+    """Delete the run's topics, consumer group and local state (unless ``keep``)."""
     if keep:
         console.print(f"kept the topics of this run: {config.transactions}, ...")
         return
@@ -216,6 +217,7 @@ def clean_up(settings: Settings, config: FraudConfig, keep: bool) -> None:
     with contextlib.suppress(Exception):
         for future in make_admin(settings).delete_consumer_groups([config.app_id]).values():
             future.result(settings.client_timeout)
+    shutil.rmtree(settings.local_dir / "state" / config.app_id, ignore_errors=True)
 
 
 def _arguments(argv: list[str] | None) -> LiveOptions:
