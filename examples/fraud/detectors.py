@@ -95,13 +95,16 @@ class FraudConfig:
         return f"{self.transactions}-stats"
 
 
+_HOP_SIZE_MS = HOP_SIZE // timedelta(milliseconds=1)
+_HOP_ADVANCE_MS = HOP_ADVANCE // timedelta(milliseconds=1)
+
+
 def is_oldest_hop(result: dict[str, Any]) -> bool:
     """Keep one of the hopping windows a record updates: the one that began earliest,
     so each transaction carries one 10-minute count (records arrive here stamped with
     the end of their 1-minute window)."""
     stamped = result["value"]["tx"]["timestamp"] // 60_000 * 60_000 + 60_000
-    size, advance = HOP_SIZE // timedelta(milliseconds=1), HOP_ADVANCE // timedelta(milliseconds=1)
-    return bool(result["start"] <= stamped - size + advance)
+    return bool(result["start"] <= stamped - _HOP_SIZE_MS + _HOP_ADVANCE_MS)
 
 
 def stats_input(row: dict[str, Any]) -> dict[str, Any]:
