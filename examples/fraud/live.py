@@ -67,8 +67,8 @@ class LiveOptions:
     warm_up: int = 5
     kill_after: float | None = None
     port: int | None = 8050  # None: no dashboard
-    session_timeout_ms: int = 1000
-    heartbeat_ms: int = 250
+    session_timeout_ms: int = 600
+    heartbeat_ms: int = 150
     dsn: str | None = None
     keep: bool = False
     summary_json: Path | None = None
