@@ -37,7 +37,13 @@ import psycopg
 from rich.console import Console
 
 from examples.fraud.detectors import PARTITIONS, FraudConfig
-from examples.fraud.live_report import LiveSummary, print_summary, read_labels, summarize
+from examples.fraud.live_report import (
+    LiveSummary,
+    print_summary,
+    read_labels,
+    read_stats,
+    summarize,
+)
 from examples.fraud.processes import (
     ChildProcess,
     WorkerProcess,
@@ -194,11 +200,16 @@ def run_live(settings: Settings, options: LiveOptions) -> LiveSummary:
         console.print(f"{len(workers)} workers ready; logs and stats under {run_dir}")
         published = stream(settings, config, options, workers)
         board = read_labels(settings, config.transactions)
-        console.print(f"published {published:,} transactions (and the warm-up): scoring the rest")
+        console.print(f"published {published:,} transactions, warm-up included; scoring the rest")
         wait_until(lambda: scored(dsn) >= len(board.labels), 180, "every transaction scored")
         time.sleep(1.0)  # the alerts of the last checkpoint are flushed with its scores
         summary = summarize(dsn, config.transactions, board)
+        summary.stats_minutes = read_stats(Path(config.stats_dir))
         summary.notes.append(group_note)
+        summary.notes.append(
+            "Parquet statistics are written for each minute once it is over (plus a 30 s "
+            f"grace) while the workers run; files under {config.stats_dir}"
+        )
         if options.kill_after is not None:
             summary.notes.append(f"one worker was killed with SIGKILL {options.kill_after:g} s in")
     return summary

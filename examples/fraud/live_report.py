@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -40,6 +41,7 @@ class LiveSummary:
     latency_p99_ms: float | None = None
     latency_max_ms: float | None = None
     patterns: list[dict[str, Any]] = field(default_factory=list)
+    stats_minutes: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> bytes:
@@ -106,6 +108,16 @@ def summarize(dsn: str, topic: str, board: Scoreboard) -> LiveSummary:
     return summary
 
 
+def read_stats(directory: Path) -> list[dict[str, Any]]:
+    """The per-minute statistics rows in the Parquet files under ``directory``."""
+    import pyarrow.parquet as pq  # type: ignore[import-untyped,unused-ignore]
+
+    rows: list[dict[str, Any]] = []
+    for path in sorted(directory.rglob("*.parquet")):
+        rows.extend(pq.read_table(path).to_pylist())
+    return sorted(rows, key=lambda row: row["minute"])
+
+
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f} ms"
 
@@ -141,5 +153,11 @@ def print_summary(console: Console, summary: LiveSummary) -> None:
         f"{_ms(summary.latency_p50_ms)}[/], p99 [bold]{_ms(summary.latency_p99_ms)}[/], "
         f"max {_ms(summary.latency_max_ms)}"
     )
+    for row in summary.stats_minutes:
+        minute = time.strftime("%H:%M", time.gmtime(row["minute"] / 1000))
+        console.print(
+            f"Parquet statistics, minute {minute} UTC: {row['transactions']:,} transactions, "
+            f"{row['alerts']:,} alerts"
+        )
     for note in summary.notes:
         console.print(note)
