@@ -60,8 +60,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
 
 
 @pytest.fixture(scope="module")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
-    with running_postgres(ROOT / ".local") as server:
+def postgres() -> Iterator[PostgresServer]:
+    # A directory of its own: the integration tests' session server, in the same
+    # process, is .local/postgres-<pid>.
+    with running_postgres(ROOT / ".local" / "fraud-e2e") as server:
         yield server
 
 
