@@ -205,6 +205,7 @@ def run_live(settings: Settings, options: LiveOptions) -> LiveSummary:
         time.sleep(1.0)  # the alerts of the last checkpoint are flushed with its scores
         summary = summarize(dsn, config.transactions, board)
         summary.stats_minutes = read_stats(Path(config.stats_dir))
+        summary.workers = {w.name: w.counters() if w.alive() else None for w in workers}
         summary.notes.append(group_note)
         summary.notes.append(
             "Parquet statistics are written for each minute once it is over (plus a 30 s "

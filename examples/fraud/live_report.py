@@ -42,6 +42,8 @@ class LiveSummary:
     latency_max_ms: float | None = None
     patterns: list[dict[str, Any]] = field(default_factory=list)
     stats_minutes: list[dict[str, Any]] = field(default_factory=list)
+    #: Worker -> records in and out (every stage and topic), or None for one killed.
+    workers: dict[str, dict[str, float] | None] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> bytes:
@@ -129,6 +131,14 @@ def print_summary(console: Console, summary: LiveSummary) -> None:
         f"{summary.scored_distinct:,} rows ({summary.unscored:,} missing); "
         f"alerts out: [bold]{summary.alert_rows:,}[/]"
     )
+    for name, counts in summary.workers.items():
+        if counts is None:
+            console.print(f"{name}: killed on the way, its counts went with it")
+        else:
+            console.print(
+                f"{name}: {counts.get('records_in', 0):,.0f} records in, "
+                f"{counts.get('records_out', 0):,.0f} out, over both stages"
+            )
     reasons = Table(title="Alerts by reason", title_justify="left")
     reasons.add_column("reason")
     reasons.add_column("alerts", justify="right")

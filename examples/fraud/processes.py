@@ -77,6 +77,21 @@ class WorkerProcess(ChildProcess):
         except (urllib.error.URLError, OSError):
             return False
 
+    def counters(self) -> dict[str, float]:
+        """The worker's ``millstream_*_total`` counters from ``/metrics``; {} when it
+        does not answer."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
+                text = r.read().decode()
+        except (urllib.error.URLError, OSError):
+            return {}
+        found = {}
+        for line in text.splitlines():
+            name, _, rest = line.partition("{")
+            if name.startswith("millstream_") and name.endswith("_total"):
+                found[name[len("millstream_") : -len("_total")]] = float(rest.rsplit(" ", 1)[-1])
+        return found
+
 
 def dashboard_available() -> bool:
     """Whether this millstream has the ``dashboard`` command."""
