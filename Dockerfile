@@ -24,7 +24,8 @@ COPY producers ./producers
 COPY processors ./processors
 COPY sinks ./sinks
 COPY config ./config
-RUN /opt/millstream/bin/pip install .
+# The fraud example writes to PostgreSQL and Parquet files, and has a dashboard.
+RUN /opt/millstream/bin/pip install '.[postgres,parquet,dashboard]'
 
 FROM python:3.11-slim
 
@@ -52,4 +53,4 @@ EXPOSE 9400
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('MILLSTREAM_METRICS_PORT', '9400'), timeout=4)"]
 ENTRYPOINT ["millstream"]
-CMD ["worker", "examples.fraud.pipeline:app"]
+CMD ["worker", "examples.fraud.detectors:app"]

@@ -46,3 +46,34 @@ ensure_venv() {
         touch "$stamp"
     fi
 }
+
+# Debian keeps PostgreSQL's server programs in /usr/lib/postgresql/<version>/bin, off PATH.
+have_postgres() {
+    if command -v initdb >/dev/null && command -v pg_ctl >/dev/null; then
+        return 0
+    fi
+    compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null &&
+        compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null
+}
+
+install_postgres() {
+    have_postgres && return 0
+    local sudo=()
+    if ((EUID != 0)); then
+        if ! sudo -n true 2>/dev/null; then
+            echo "error: PostgreSQL is missing; install it: sudo apt-get install postgresql" >&2
+            return 1
+        fi
+        sudo=(sudo -n)
+    fi
+    echo "==> installing PostgreSQL (apt-get install postgresql)" >&2
+    # The tests and the demo start servers of their own: no need for the package's
+    # default cluster.
+    "${sudo[@]}" mkdir -p /etc/postgresql-common/createcluster.d &&
+        echo "create_main_cluster = false" |
+        "${sudo[@]}" tee /etc/postgresql-common/createcluster.d/millstream-tests.conf >/dev/null &&
+        "${sudo[@]}" apt-get update -qq &&
+        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+            --no-install-recommends postgresql >&2 &&
+        have_postgres
+}

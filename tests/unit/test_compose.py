@@ -22,7 +22,7 @@ from millstream.loader import load_app
 
 ROOT = Path(__file__).resolve().parents[2]
 KAFKA_NODES = ("kafka-1", "kafka-2", "kafka-3")
-SERVICES = (*KAFKA_NODES, "topic-init", "worker", "bursts-worker", "publish")
+SERVICES = (*KAFKA_NODES, "topic-init", "postgres", "detectors", "generator", "dashboard")
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +38,18 @@ def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return result
 
 
+def image_services(services: dict[str, dict[str, Any]]) -> list[str]:
+    """The services that run the image of our Dockerfile."""
+    return [name for name, s in services.items() if "build" in s]
+
+
 def millstream_services(services: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
-    """The arguments of every service that runs the image of our Dockerfile."""
-    return {name: list(s["command"]) for name, s in services.items() if "build" in s}
+    """The arguments of every service that runs the image's ``millstream`` entrypoint."""
+    return {
+        name: list(s["command"])
+        for name, s in services.items()
+        if "build" in s and "entrypoint" not in s
+    }
 
 
 def env(service: dict[str, Any]) -> dict[str, str]:
@@ -119,44 +128,102 @@ def test_workers_bootstrap_from_the_internal_listeners(
         "{}:{}".format(*listeners(env(services[name])["KAFKA_ADVERTISED_LISTENERS"])["INTERNAL"])
         for name in KAFKA_NODES
     }
-    for name in millstream_services(services):
+    for name in image_services(services):
         servers = env(services[name])["MILLSTREAM_BOOTSTRAP_SERVERS"].split(",")
         assert servers and set(servers) <= internal, name
 
 
-@pytest.mark.parametrize("service", ["worker", "bursts-worker", "publish"])
+def has_command(name: str) -> bool:
+    return CliRunner().invoke(cli, [name, "--help"]).exit_code == 0
+
+
+@pytest.mark.parametrize("service", ["detectors", "dashboard"])
 def test_every_millstream_command_is_a_real_cli_command(
     services: dict[str, dict[str, Any]], service: str
 ) -> None:
-    # --help is eager: click still rejects unknown commands and options, then prints help.
     args = millstream_services(services)[service]
+    if args[0] == "dashboard" and not has_command("dashboard"):
+        pytest.skip("this millstream has no dashboard command")
+    # --help is eager: click still rejects unknown commands and options, then prints help.
     result = CliRunner().invoke(cli, [*args, "--help"])
     assert result.exit_code == 0, result.output
     assert "Usage:" in result.output
 
 
-def test_every_app_the_workers_run_imports_and_is_an_app(
+def test_every_app_the_services_run_imports_and_is_an_app(
     services: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.syspath_prepend(str(ROOT))
-    targets = {args[1] for args in millstream_services(services).values() if args[0] == "worker"}
-    assert targets
+    targets = {args[1] for args in millstream_services(services).values()}
+    assert targets == {"examples.fraud.detectors:app"}
     for target in targets:
         assert isinstance(load_app(target), App), target
 
 
-def test_topic_init_creates_the_topics_the_workers_use(
+def test_the_generator_runs_the_publishing_module_with_valid_arguments(
+    services: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(ROOT))
+    generator = services["generator"]
+    assert generator["entrypoint"] == ["python", "-m", "examples.fraud.publishing"]
+    from examples.fraud.publishing import parser
+
+    args = parser().parse_args(generator["command"])
+    assert args.rate > 0
+    healthcheck = " ".join(generator["healthcheck"]["test"])
+    assert str(args.alive_file) in healthcheck
+
+
+def test_services_share_one_configuration_of_the_fraud_app(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    fraud = {
+        name: {k: v for k, v in env(services[name]).items() if k.startswith("FRAUD_")}
+        for name in image_services(services)
+    }
+    assert len({tuple(sorted(f.items())) for f in fraud.values()}) == 1, fraud
+    settings = next(iter(fraud.values()))
+    dsn = dict(item.split("=", 1) for item in settings["FRAUD_POSTGRES_DSN"].split())
+    assert dsn["host"] == "postgres"
+    assert dsn["password"] == env(services["postgres"])["POSTGRES_PASSWORD"]
+
+
+def test_topic_init_creates_the_topics_the_services_use(
     services: dict[str, dict[str, Any]],
 ) -> None:
     script = " ".join(services["topic-init"]["command"])
     assert "/opt/kafka/bin/kafka-topics.sh" in script
     assert "--replication-factor 3" in script
-    for name in millstream_services(services):
-        settings = env(services[name])
-        for variable in ("FRAUD_TRANSACTIONS_TOPIC", "FRAUD_ALERTS_TOPIC"):
-            assert re.search(rf"\b{re.escape(settings[variable])}\b", script), variable
-    condition = services["worker"]["depends_on"]["topic-init"]["condition"]
-    assert condition == "service_completed_successfully"
+    settings = env(services["detectors"])
+    for variable in ("FRAUD_TRANSACTIONS_TOPIC", "FRAUD_ALERTS_TOPIC", "FRAUD_BLOCKLIST_TOPIC"):
+        assert re.search(rf"\b{re.escape(settings[variable])}\b", script), variable
+    blocklist = settings["FRAUD_BLOCKLIST_TOPIC"]
+    flat = " ".join(script.replace("\\\n", " ").split())
+    assert re.search(rf"--topic {blocklist} --partitions 1 .*cleanup.policy=compact", flat)
+    for name in image_services(services):
+        if name == "generator":
+            continue
+        condition = services[name]["depends_on"]["topic-init"]["condition"]
+        assert condition == "service_completed_successfully", name
+
+
+def test_every_long_running_service_has_a_healthcheck(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    for name, service in services.items():
+        if name == "topic-init":
+            continue
+        assert service.get("healthcheck", {}).get("test"), name
+    detectors = services["detectors"]
+    processes = int(detectors["command"][detectors["command"].index("--processes") + 1])
+    first = int(env(detectors)["MILLSTREAM_METRICS_PORT"])
+    checked = " ".join(detectors["healthcheck"]["test"])
+    assert processes == 2
+    assert f"({', '.join(str(first + i) for i in range(processes))})" in checked
+    dashboard = services["dashboard"]
+    port = dashboard["command"][dashboard["command"].index("--port") + 1]
+    assert f"127.0.0.1:{port}:{port}" in dashboard["ports"]
+    assert f"127.0.0.1:{port}/" in " ".join(dashboard["healthcheck"]["test"])
 
 
 def test_the_dockerfile_copies_what_exists_and_runs_millstream() -> None:

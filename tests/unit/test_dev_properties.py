@@ -100,9 +100,9 @@ def test_development_settings_are_the_same_for_every_node_count(nodes: int) -> N
     assert props["transaction.state.log.num.partitions"] == "4"
     assert props["log.cleaner.dedupe.buffer.size"] == str(8 * 1024 * 1024)
     assert props["group.consumer.session.timeout.ms"] == "6000"
-    assert props["group.consumer.min.session.timeout.ms"] == "3000"
+    assert props["group.consumer.min.session.timeout.ms"] == "500"
     assert props["group.consumer.heartbeat.interval.ms"] == "1000"
-    assert props["group.consumer.min.heartbeat.interval.ms"] == "500"
+    assert props["group.consumer.min.heartbeat.interval.ms"] == "100"
     assert props["group.share.session.timeout.ms"] == "6000"
     assert props["group.share.min.session.timeout.ms"] == "3000"
     assert props["group.share.heartbeat.interval.ms"] == "1000"
