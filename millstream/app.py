@@ -16,7 +16,9 @@ from millstream.processors.tables import GlobalTable
 from millstream.processors.tasks.client import TaskClient, TaskHandle
 from millstream.processors.tasks.definition import (
     DEFAULT_PARTITIONS,
+    TASK_MODES,
     Task,
+    TaskMode,
     call_by_name,
     validate_task,
 )
@@ -71,6 +73,7 @@ class App:
         consumer_config: dict[str, Any] | None = None,
         producer_config: dict[str, Any] | None = None,
         settings: Settings | None = None,
+        task_mode: TaskMode = "ordered",
     ) -> None:
         if not _APP_ID.match(app_id):
             raise ConfigurationError("app_id", f"{app_id!r} must be 1-200 of [A-Za-z0-9._-]")
@@ -83,6 +86,12 @@ class App:
             raise ConfigurationError("batch_size", "must be at least 1")
         if group_protocol not in ("auto", "consumer", "classic"):
             raise ConfigurationError("group_protocol", "must be 'auto', 'consumer' or 'classic'")
+        if task_mode not in TASK_MODES:
+            raise ConfigurationError(
+                "task_mode", f"must be 'ordered' or 'queue', not {task_mode!r}"
+            )
+        #: The delivery mode of tasks declared without ``mode=`` (docs/tasks.md).
+        self.task_mode: TaskMode = task_mode
         overrides = {
             "bootstrap_servers": bootstrap_servers,
             "auto_create_topics": auto_create_topics,
@@ -197,6 +206,7 @@ class App:
         retry_on: tuple[type[BaseException], ...] = (Exception,),
         timeout: float | timedelta | None = None,
         concurrency: int = 16,
+        mode: TaskMode | None = None,
     ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
     def task(
@@ -211,6 +221,7 @@ class App:
         retry_on: tuple[type[BaseException], ...] = (Exception,),
         timeout: float | timedelta | None = None,
         concurrency: int = 16,
+        mode: TaskMode | None = None,
     ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
         """Register a function as a task (docs/tasks.md): ``fn.send(...)`` publishes it
         to ``topic`` (default ``{app_id}-task-{name}``) for the app's workers to run.
@@ -219,7 +230,11 @@ class App:
         (capped at ``max_backoff``, plus up to 10% jitter) when the exception is one of
         ``retry_on``; then the task goes to ``{app_id}-dlq``. ``timeout`` bounds an
         attempt; ``concurrency`` bounds the tasks of this name running at once per
-        partition. Tasks with the same key run in order.
+        partition (per worker in queue mode). Tasks with the same key run in order.
+
+        ``mode`` (default the App's ``task_mode``): ``"ordered"`` reads the topic with
+        the app's consumer group; ``"queue"`` with its share group ``{app_id}-tasks``,
+        so any number of workers share even one partition, in no promised order.
 
         Raises:
             ConfigurationError: an option is invalid, or the name is taken.
@@ -238,6 +253,7 @@ class App:
                 timeout=timeout,
                 concurrency=concurrency,
                 partitions=partitions,
+                mode=mode or self.task_mode,
             )
             task = Task(
                 fn,
@@ -248,6 +264,7 @@ class App:
                 policy=policy,
                 timeout=limit,
                 concurrency=concurrency,
+                mode=mode or self.task_mode,
             )
             register_task(self.topology, task)
             return task

@@ -93,7 +93,8 @@ CONSUMER_DEFAULTS: dict[str, Any] = {
 }
 
 
-def _base(settings: Settings, client_id: str | None) -> dict[str, Any]:
+def base_config(settings: Settings, client_id: str | None) -> dict[str, Any]:
+    """The connection properties of every client, with this layer's logger."""
     config = settings.kafka_config()
     config["logger"] = log
     if client_id:
@@ -105,7 +106,7 @@ def make_producer(
     settings: Settings, *, client_id: str | None = None, **overrides: Any
 ) -> Producer:
     """An idempotent producer; ``overrides`` are librdkafka properties (dots as in Kafka)."""
-    config = {**_base(settings, client_id), **PRODUCER_DEFAULTS, **overrides}
+    config = {**base_config(settings, client_id), **PRODUCER_DEFAULTS, **overrides}
     return Producer(config)
 
 
@@ -117,11 +118,11 @@ def make_consumer(
     Partitions it is assigned without an offset start at the group's committed offset,
     which it looks up itself (:class:`~millstream.kafka.group.GroupConsumer`).
     """
-    config = {**_base(settings, client_id), **CONSUMER_DEFAULTS, "group.id": group_id}
+    config = {**base_config(settings, client_id), **CONSUMER_DEFAULTS, "group.id": group_id}
     config.update(overrides)
     return GroupConsumer(config)
 
 
 def make_admin(settings: Settings) -> AdminClient:
     """An admin client for topic and group management."""
-    return AdminClient(_base(settings, "millstream-admin"))
+    return AdminClient(base_config(settings, "millstream-admin"))

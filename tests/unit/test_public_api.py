@@ -83,6 +83,7 @@ def test_errors() -> None:
         "TaskArgumentsError",
         "TaskError",
         "TaskFailed",
+        "TaskLost",
         "TaskNotFoundError",
         "TaskTimeout",
         "TopicAlreadyExistsError",
