@@ -150,7 +150,7 @@ def test_four_workers_share_one_partition(
     )
     assert alone >= ideal
     # A quarter of one worker's time, with room for a loaded two-core machine.
-    assert shared <= alone / 4 * 1.35, f"4 workers took {shared:.1f}s, 1 worker {alone:.1f}s"
+    assert shared <= alone / 4 * 1.45, f"4 workers took {shared:.1f}s, 1 worker {alone:.1f}s"
 
 
 def _done_times(settings: Settings, topic: str) -> dict[str, float]:
