@@ -1,6 +1,6 @@
 """scripts/bench tasks end to end: tiny counts print a row per task queue (millstream in
-ordered mode, in queue mode with 1, 2 and 4 workers, and Celery) with a throughput and a round-trip latency, and the redis-server the run started
-for Celery is gone afterwards.
+ordered mode, in queue mode with 1, 2 and 4 workers, and Celery) with a throughput and a
+round-trip latency, and the redis-server the run started for Celery is gone afterwards.
 
 The first run on a machine installs Celery into .local/bench/celery and, when missing,
 Debian's redis-server; after that the run takes well under a minute. ``--no-docs`` leaves
