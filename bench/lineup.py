@@ -108,7 +108,7 @@ MILLSTREAM_QUEUE_TASKS = tuple(
     Contender(
         f"millstream-queue-{n}",
         "millstream",
-        f"millstream queue mode, {n} worker process{'es' if n > 1 else ''}, 1 partition",
+        f"millstream queue, {n} worker{'s' if n > 1 else ''}",
         "bench.contenders.millstream_tasks",
         task_mode="queue",
         workers=n,

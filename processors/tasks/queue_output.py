@@ -11,13 +11,16 @@ not be delivered, so that the task runs again rather than being lost.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from millstream.errors import SerializationError
 from millstream.kafka import (
     ACCEPT,
     ANY_PARTITION,
+    REJECT,
     RELEASE,
     AcknowledgeType,
     Producer,
@@ -37,6 +40,7 @@ from millstream.processors.tasks.envelope import (
     failure_reply,
     format_traceback,
     now_ms,
+    success_reply,
     to_json,
 )
 from millstream.processors.tasks.metrics import TaskMetrics
@@ -128,6 +132,46 @@ class QueueOutput:
             self._acknowledge(item)
 
     # -- outcomes ----------------------------------------------------------------------
+
+    def conclude(
+        self, item: Acquired, task: AnyTask, result: Any, error: BaseException | None
+    ) -> None:
+        """The attempt of ``item`` returned ``result`` or raised ``error``: reply and
+        ACCEPT, retry through the delay tiers and ACCEPT, or dead-letter and REJECT."""
+        envelope = item.envelope
+        assert envelope is not None
+        elapsed = time.monotonic() - item.started
+        if error is None:
+            try:
+                reply = success_reply(envelope.id, envelope.task, result)
+            except TypeError as exc:
+                error = SerializationError(f"the result of task {task.name!r} is not JSON: {exc}")
+            else:
+                self.reply(item, envelope, reply)
+                self.remember(item, envelope, item.delivery, reply)
+                self.metrics.succeeded(task.name, elapsed)
+                self.settle(item, ACCEPT)
+                return
+        self.metrics.failed(task.name, elapsed)
+        attempts = item.delivery.attempts + 1
+        retriable = not isinstance(error, SerializationError)
+        if retriable and task.policy.retries_on(error, attempts):
+            wait = task.policy.delay(attempts)
+            now, delivery = now_ms(), item.delivery
+            retry = Delivery(
+                attempts, now + int(wait * 1000), delivery.first_failure or now, delivery.replay
+            )
+            self.route(item, retry, wait)
+            self.remember(item, envelope, delivery, None)
+            self.metrics.retried(task.name)
+            self.settle(item, ACCEPT)
+            return
+        self.reject(item, error, attempts)
+
+    def reject(self, item: Acquired, error: BaseException, attempts: int) -> None:
+        """Dead-letter ``item`` (after ``attempts``) and REJECT it once that is delivered."""
+        self.give_up(item, error, attempts)
+        self.settle(item, REJECT)
 
     def reply(self, item: Acquired, envelope: TaskEnvelope, reply: bytes) -> None:
         if envelope.reply is not None:

@@ -46,7 +46,7 @@ from millstream.kafka import (
     share_groups_unsupported,
 )
 from millstream.processors.tasks.definition import AnyTask
-from millstream.processors.tasks.envelope import Delivery, TaskEnvelope, now_ms, success_reply
+from millstream.processors.tasks.envelope import Delivery, TaskEnvelope
 from millstream.processors.tasks.metrics import TaskMetrics
 from millstream.processors.tasks.queue_completions import QueueCompletions, done_topic
 from millstream.processors.tasks.queue_group import (
@@ -280,17 +280,11 @@ class QueueRuntime:
         item.task = self._tasks.get(item.key[0], {}).get(envelope.task)
         if item.task is None:
             missing = TaskNotFoundError(f"no task {envelope.task!r} in app {self.app_id!r}")
-            self._give_up(item, missing, delivery.attempts)
+            output.reject(item, missing, delivery.attempts)
             return
-        count = message.delivery_count() or 1
-        if count > 1 and (
-            count > item.task.policy.retries + 1 or count >= self.limits.delivery_limit
-        ):
-            error = TaskLost(
-                f"task {envelope.task!r} was delivered {count} times without an outcome: its "
-                "workers died, or its record lock ran out while it ran"
-            )
-            self._give_up(item, error, delivery.attempts + count - 1)
+        lost = self._lost(item, item.task)
+        if lost is not None:
+            output.reject(item, lost, delivery.attempts + (message.delivery_count() or 1) - 1)
             return
         item.due = delivery.due / 1000.0
         wait = item.due - time.time()
@@ -300,6 +294,17 @@ class QueueRuntime:
             return
         self._waiting.append(item)
         self.metrics.queued(envelope.task)
+
+    def _lost(self, item: Acquired, task: AnyTask) -> TaskLost | None:
+        """Why ``item`` is dead-lettered rather than run: its earlier deliveries all ended
+        without an outcome, ``retries + 1`` of them, or this is the broker's last."""
+        count = item.message.delivery_count() or 1
+        if count == 1 or (count <= task.policy.retries + 1 and count < self.limits.delivery_limit):
+            return None
+        return TaskLost(
+            f"task {task.name!r} was delivered {count} times without an outcome: its "
+            "workers died, or its record lock ran out while it ran"
+        )
 
     # -- running -------------------------------------------------------------------------
 
@@ -331,7 +336,7 @@ class QueueRuntime:
         try:
             bound = task.bind(envelope.args, envelope.kwargs)
         except TaskArgumentsError as exc:
-            self._give_up(item, exc, item.delivery.attempts)
+            output.reject(item, exc, item.delivery.attempts)
             return
         item.started = clock
         item.deadline = min(lock_ends, clock + task.timeout) if task.timeout else lock_ends
@@ -356,7 +361,7 @@ class QueueRuntime:
         if item.abandoned:
             return
         self._running.pop(item, None)
-        self._conclude(item, task, result, error)
+        self._output_of().conclude(item, task, result, error)
 
     def _time_out(self) -> None:
         clock = time.monotonic()
@@ -371,47 +376,11 @@ class QueueRuntime:
                     f"task {task.name!r} ran past its timeout of {limit:g}s"
                     + ("" if task.timeout else " (its record lock, less the margin)")
                 )
-                self._conclude(item, task, None, error)
+                self._output_of().conclude(item, task, None, error)
 
-    def _conclude(
-        self, item: Acquired, task: AnyTask, result: Any, error: BaseException | None
-    ) -> None:
-        output, envelope = self._output, item.envelope
-        assert output is not None and envelope is not None
-        elapsed = time.monotonic() - item.started
-        if error is None:
-            try:
-                reply = success_reply(envelope.id, envelope.task, result)
-            except TypeError as exc:
-                error = SerializationError(f"the result of task {task.name!r} is not JSON: {exc}")
-            else:
-                output.reply(item, envelope, reply)
-                output.remember(item, envelope, item.delivery, reply)
-                self.metrics.succeeded(task.name, elapsed)
-                output.settle(item, ACCEPT)
-                return
-        self.metrics.failed(task.name, elapsed)
-        attempts = item.delivery.attempts + 1
-        retriable = not isinstance(error, SerializationError)
-        if retriable and task.policy.retries_on(error, attempts):
-            wait = task.policy.delay(attempts)
-            now = now_ms()
-            delivery = item.delivery
-            retry = Delivery(
-                attempts, now + int(wait * 1000), delivery.first_failure or now, delivery.replay
-            )
-            output.route(item, retry, wait)
-            output.remember(item, envelope, delivery, None)
-            self.metrics.retried(task.name)
-            output.settle(item, ACCEPT)
-            return
-        self._give_up(item, error, attempts)
-
-    def _give_up(self, item: Acquired, error: BaseException, attempts: int) -> None:
-        output = self._output
-        assert output is not None
-        output.give_up(item, error, attempts)
-        output.settle(item, REJECT)
+    def _output_of(self) -> QueueOutput:
+        assert self._output is not None
+        return self._output
 
     def _acknowledge(self, item: Acquired) -> None:
         """Called by the output once ``item``'s outputs are delivered."""

@@ -20,9 +20,9 @@ from bench_support import number, servers_under, table_rows
 ROOT = Path(__file__).resolve().parents[2]
 CONTENDERS = {
     "millstream, 1 worker process",
-    "millstream queue mode, 1 worker process, 1 partition",
-    "millstream queue mode, 2 worker processes, 1 partition",
-    "millstream queue mode, 4 worker processes, 1 partition",
+    "millstream queue, 1 worker",
+    "millstream queue, 2 workers",
+    "millstream queue, 4 workers",
     "Celery prefork, concurrency 2",
 }
 
