@@ -92,3 +92,15 @@ def test_a_timeout_must_end_before_the_lock(tmp_path: Any) -> None:
     check_timeouts([fits], 30.0, "shop-tasks")
     with pytest.raises(ConfigurationError, match=r"share\.record\.lock\.duration\.ms"):
         check_timeouts([fits, long], 30.0, "shop-tasks")
+
+
+def test_a_broker_without_share_groups_is_told_apart() -> None:
+    from confluent_kafka import KafkaError, KafkaException
+
+    from millstream.kafka import share_groups_unsupported
+
+    # What the share consumer raises when the broker's share.version is 0 (Kafka 4.3).
+    unsupported = KafkaException(KafkaError(KafkaError.UNSUPPORTED_VERSION, fatal=True))
+    assert share_groups_unsupported(unsupported)
+    assert not share_groups_unsupported(KafkaException(KafkaError(KafkaError.REQUEST_TIMED_OUT)))
+    assert not share_groups_unsupported(ValueError("no"))
