@@ -153,6 +153,17 @@ def test_four_workers_share_one_partition(
     assert shared <= alone / 4 * 1.45, f"4 workers took {shared:.1f}s, 1 worker {alone:.1f}s"
 
 
+def _busy(events: list[dict[str, Any]], pid: int) -> bool:
+    """Whether worker ``pid`` finished 20 tasks and started one it has not finished in the
+    last 0.3 s (so it still runs when the worker is killed a moment later)."""
+    mine = [e for e in events if e["pid"] == pid and e["n"] >= 0]
+    ended = {e["id"] for e in mine if e["event"] == "end"}
+    fresh = time.time() - 0.3
+    return len(ended) >= 20 and any(
+        e["event"] == "start" and e["id"] not in ended and e["at"] > fresh for e in mine
+    )
+
+
 def _done_times(settings: Settings, topic: str) -> dict[str, float]:
     """Per task id, when its first completion entry was written (epoch seconds)."""
     first: dict[str, float] = {}
@@ -178,13 +189,10 @@ def test_kill_9_redelivers_unfinished_tasks_and_reruns_no_finished_one(
         _warm_up(workers, nap)
         handles = [nap.send(n) for n in range(240)]
         wait_for(
-            lambda: (
-                sum(1 for e in _events(workers.runs) if e["pid"] == victim.pid and e["n"] >= 0)
-                >= 40
-            ),
+            lambda: _busy(_events(workers.runs), victim.pid),
             60,
-            "the first worker to run 20 tasks",
-            interval=0.02,
+            "the first worker to have run 20 tasks and to be running more",
+            interval=0.01,
         )
         victim.kill()
         killed_at = time.time()
