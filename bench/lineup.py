@@ -28,6 +28,10 @@ class Contender:
     concurrency: int = 0
     #: The sinks scenario: the destination, one of ``SINK_DESTINATIONS``.
     sink: str = ""
+    #: The tasks scenario: millstream's task mode (``ordered`` or ``queue``) and how many
+    #: worker processes share its topic.
+    task_mode: str = "ordered"
+    workers: int = 1
 
     @property
     def exactly_once(self) -> bool:
@@ -99,6 +103,18 @@ MILLSTREAM_TASKS = Contender(
     "millstream, 1 worker process",
     "bench.contenders.millstream_tasks",
 )
+#: Queue mode (a share group) with 1, 2 and 4 worker processes on a one-partition topic.
+MILLSTREAM_QUEUE_TASKS = tuple(
+    Contender(
+        f"millstream-queue-{n}",
+        "millstream",
+        f"millstream queue, {n} worker{'s' if n > 1 else ''}",
+        "bench.contenders.millstream_tasks",
+        task_mode="queue",
+        workers=n,
+    )
+    for n in (1, 2, 4)
+)
 #: Celery worker pools ``--celery-pools`` accepts.
 CELERY_POOLS = ("prefork", "threads", "solo", "eventlet", "gevent")
 
@@ -155,7 +171,11 @@ def lineup(
     row per ``pool:concurrency`` of ``celery_pools``."""
     if scenario == "tasks":
         pools = [p.split(":", 1) for p in celery_pools]
-        found = [MILLSTREAM_TASKS, *(celery(pool, int(n)) for pool, n in pools)]
+        found = [
+            MILLSTREAM_TASKS,
+            *MILLSTREAM_QUEUE_TASKS,
+            *(celery(pool, int(n)) for pool, n in pools),
+        ]
     elif scenario == "sinks":
         found = list(SINKS)
     else:

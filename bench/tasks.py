@@ -192,6 +192,8 @@ class TaskBench:
         state = cfg.run_dir / "state" / f"{SCENARIO}-{contender.name}"
         state.mkdir(parents=True, exist_ok=True)
         args = ["worker", f"--app={self._app_id(contender)}"]
+        if contender.family == "millstream":
+            args += [f"--mode={contender.task_mode}", f"--workers={contender.workers}"]
         if contender.family == "celery":
             args += [
                 f"--redis={redis}",
@@ -229,6 +231,8 @@ class TaskBench:
         ]
         if queue.redis:
             args.append(f"--redis={queue.redis}")
+        if contender.family == "millstream":
+            args.append(f"--mode={contender.task_mode}")
         if phase == "throughput":
             limit = cfg.time_limit + ROUND_TRIP_TIMEOUT
         elif phase == "latency":

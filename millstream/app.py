@@ -16,7 +16,9 @@ from millstream.processors.tables import GlobalTable
 from millstream.processors.tasks.client import TaskClient, TaskHandle
 from millstream.processors.tasks.definition import (
     DEFAULT_PARTITIONS,
+    TASK_MODES,
     Task,
+    TaskMode,
     call_by_name,
     validate_task,
 )
@@ -73,6 +75,7 @@ class App:
         consumer_config: dict[str, Any] | None = None,
         producer_config: dict[str, Any] | None = None,
         settings: Settings | None = None,
+        task_mode: TaskMode = "ordered",
     ) -> None:
         if not _APP_ID.match(app_id):
             raise ConfigurationError("app_id", f"{app_id!r} must be 1-200 of [A-Za-z0-9._-]")
@@ -85,6 +88,12 @@ class App:
             raise ConfigurationError("batch_size", "must be at least 1")
         if group_protocol not in ("auto", "consumer", "classic"):
             raise ConfigurationError("group_protocol", "must be 'auto', 'consumer' or 'classic'")
+        if task_mode not in TASK_MODES:
+            raise ConfigurationError(
+                "task_mode", f"must be 'ordered' or 'queue', not {task_mode!r}"
+            )
+        #: The delivery mode of tasks declared without ``mode=`` (docs/tasks.md).
+        self.task_mode: TaskMode = task_mode
         overrides = {
             "bootstrap_servers": bootstrap_servers,
             "auto_create_topics": auto_create_topics,
@@ -199,6 +208,7 @@ class App:
         retry_on: tuple[type[BaseException], ...] = (Exception,),
         timeout: float | timedelta | None = None,
         concurrency: int = 16,
+        mode: TaskMode | None = None,
     ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
     def task(
@@ -213,6 +223,7 @@ class App:
         retry_on: tuple[type[BaseException], ...] = (Exception,),
         timeout: float | timedelta | None = None,
         concurrency: int = 16,
+        mode: TaskMode | None = None,
     ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
         """Register a function as a task (docs/tasks.md): ``fn.send(...)`` publishes it
         to ``topic`` (default ``{app_id}-task-{name}``) for the app's workers to run.
@@ -221,7 +232,11 @@ class App:
         (capped at ``max_backoff``, plus up to 10% jitter) when the exception is one of
         ``retry_on``; then the task goes to ``{app_id}-dlq``. ``timeout`` bounds an
         attempt; ``concurrency`` bounds the tasks of this name running at once per
-        partition. Tasks with the same key run in order.
+        partition (per worker in queue mode). Tasks with the same key run in order.
+
+        ``mode`` (default the App's ``task_mode``): ``"ordered"`` reads the topic with
+        the app's consumer group; ``"queue"`` with its share group ``{app_id}-tasks``,
+        so any number of workers share even one partition, in no promised order.
 
         Raises:
             ConfigurationError: an option is invalid, or the name is taken.
@@ -240,6 +255,7 @@ class App:
                 timeout=timeout,
                 concurrency=concurrency,
                 partitions=partitions,
+                mode=mode or self.task_mode,
             )
             task = Task(
                 fn,
@@ -250,6 +266,7 @@ class App:
                 policy=policy,
                 timeout=limit,
                 concurrency=concurrency,
+                mode=mode or self.task_mode,
             )
             register_task(self.topology, task)
             return task
@@ -279,7 +296,9 @@ class App:
         Older periods were missed (no worker ran the schedule): with ``catch_up``
         (default) the latest of them fires once when a worker returns, else they are
         skipped. Each firing is a task: ``retries`` and ``timeout`` apply; firings of
-        one periodic task run one after another, never overlapping.
+        one periodic task run one after another, never overlapping. Periodic tasks are
+        always ordered-mode tasks, also in an App whose ``task_mode`` is ``"queue"``:
+        a share group promises no order, and the schedule's guarantees rest on it.
 
         Raises:
             ConfigurationError: not exactly one of ``every`` and ``cron``, an invalid
@@ -291,7 +310,14 @@ class App:
         )
 
         def register(fn: Callable[[], R]) -> Task[[], R]:
-            task = self.task(name, topic=topic, partitions=1, retries=retries, timeout=timeout)(fn)
+            task = self.task(
+                name,
+                topic=topic,
+                partitions=1,
+                retries=retries,
+                timeout=timeout,
+                mode="ordered",
+            )(fn)
             register_periodic(self.topology, Periodic(task, schedule, bool(catch_up), grace))
             return task
 

@@ -32,7 +32,8 @@ code that raises it moves::
         ├── TaskFailed              the task raised (carries the remote type, message, traceback)
         ├── TaskTimeout             no result in time, or an attempt ran past its timeout
         ├── TaskNotFoundError       a task record names a task the app does not have
-        └── TaskArgumentsError      arguments that do not bind to the task's signature
+        ├── TaskArgumentsError      arguments that do not bind to the task's signature
+        └── TaskLost                a queue task's deliveries kept ending without an outcome
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ __all__ = [
     "TaskArgumentsError",
     "TaskError",
     "TaskFailed",
+    "TaskLost",
     "TaskNotFoundError",
     "TaskTimeout",
     "TlsError",
@@ -243,3 +245,9 @@ class TaskNotFoundError(TaskError):
 class TaskArgumentsError(TaskError):
     """Arguments that do not bind to the task function's signature, or cannot be
     serialized (fails at ``send``; on a worker, the record goes to the DLQ)."""
+
+
+class TaskLost(TaskError):
+    """A queue-mode task was delivered again and again without an outcome: each time
+    its worker died, or its record lock ran out while it ran. The reason it carries to
+    the dead-letter topic after ``retries + 1`` such deliveries (docs/tasks.md)."""

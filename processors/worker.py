@@ -41,6 +41,7 @@ from millstream.processors.provisioning import provision_topics
 from millstream.processors.rows import deserialize
 from millstream.processors.state.manager import StateManager
 from millstream.processors.state.restore import Restorer
+from millstream.processors.tasks.queue_runtime import queue_runtime
 from millstream.processors.tasks.runtime import TaskRuntime
 from millstream.processors.tasks.wiring import task_steps
 from millstream.processors.topology import Topology
@@ -126,13 +127,28 @@ class Worker:
         self.telemetry.start()
         # A worker on the main thread owns its process and tunes the collector for it;
         # one started on another thread leaves the application's settings alone.
+        # Queue-mode tasks run on a share consumer of their own (tasks/queue_runtime.py).
+        queue = queue_runtime(
+            self.topology,
+            self.settings,
+            self.config,
+            self.tasks.metrics,
+            self._client_id,
+            self.stop,
+        )
         with worker_gc() if owns_process else contextlib.nullcontext():
             try:
+                if queue is not None:
+                    queue.start()
                 self._run_until_stopped()
+                if queue is not None and queue.error is not None:
+                    raise queue.error
             except BaseException:
                 self._failed = True
                 raise
             finally:
+                if queue is not None:
+                    queue.close()
                 self._shutdown()
                 if self._transactions is not None:
                     self._transactions.release()

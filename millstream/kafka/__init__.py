@@ -24,19 +24,40 @@ from millstream.kafka.clients import (
 )
 from millstream.kafka.errors import from_client_error, from_exception, requires_abort
 from millstream.kafka.records import ConsumedRecord
+from millstream.kafka.share import (
+    ACCEPT,
+    REJECT,
+    RELEASE,
+    AcknowledgeType,
+    ShareConsumer,
+    SharedRecord,
+    ShareGroupConfig,
+    acknowledge,
+    make_share_consumer,
+    poll_records,
+    share_groups_unsupported,
+)
 
 __all__ = [
+    "ACCEPT",
     "ANY_PARTITION",
     "OFFSET_BEGINNING",
     "OFFSET_END",
+    "REJECT",
+    "RELEASE",
+    "AcknowledgeType",
     "ConsumedRecord",
     "Consumer",
     "Message",
     "Producer",
+    "ShareConsumer",
+    "ShareGroupConfig",
+    "SharedRecord",
     "TopicAdmin",
     "TopicInfo",
     "TopicPartition",
     "TopicSpec",
+    "acknowledge",
     "check_connection",
     "flush_within",
     "from_client_error",
@@ -44,6 +65,9 @@ __all__ = [
     "make_admin",
     "make_consumer",
     "make_producer",
+    "make_share_consumer",
+    "poll_records",
     "produce_when_room",
     "requires_abort",
+    "share_groups_unsupported",
 ]

@@ -138,7 +138,8 @@ def raise_refusal(error: ClientError) -> None:
     log.debug("client error: %s (%s)", error.str(), error.name())
 
 
-def _base(settings: Settings, client_id: str | None) -> dict[str, Any]:
+def base_config(settings: Settings, client_id: str | None) -> dict[str, Any]:
+    """The connection properties of every client, with this layer's logger."""
     config = settings.kafka_config()
     config["logger"] = log
     config["error_cb"] = raise_refusal
@@ -151,7 +152,7 @@ def make_producer(
     settings: Settings, *, client_id: str | None = None, **overrides: Any
 ) -> Producer:
     """An idempotent producer; ``overrides`` are librdkafka properties (dots as in Kafka)."""
-    config = {**_base(settings, client_id), **PRODUCER_DEFAULTS, **overrides}
+    config = {**base_config(settings, client_id), **PRODUCER_DEFAULTS, **overrides}
     return Producer(config)
 
 
@@ -163,11 +164,11 @@ def make_consumer(
     Partitions it is assigned without an offset start at the group's committed offset,
     which it looks up itself (:class:`~millstream.kafka.group.GroupConsumer`).
     """
-    config = {**_base(settings, client_id), **CONSUMER_DEFAULTS, "group.id": group_id}
+    config = {**base_config(settings, client_id), **CONSUMER_DEFAULTS, "group.id": group_id}
     config.update(overrides)
     return GroupConsumer(config)
 
 
 def make_admin(settings: Settings) -> AdminClient:
     """An admin client for topic and group management."""
-    return AdminClient(_base(settings, "millstream-admin"))
+    return AdminClient(base_config(settings, "millstream-admin"))

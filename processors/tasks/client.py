@@ -179,6 +179,8 @@ class TaskClient:
         self.settings = settings
         self._lock = threading.Lock()
         self._publisher: Publisher | None = None
+        #: The publisher of queue-mode tasks: one record per batch.
+        self._single: Publisher | None = None
         self._consumer: Consumer | None = None
         self._reply_to: tuple[str, int] | None = None
         self._slots: weakref.WeakValueDictionary[str, _Slot] = weakref.WeakValueDictionary()
@@ -193,9 +195,12 @@ class TaskClient:
         key: str | bytes | None,
         delay: float,
         partitions: int,
+        *,
+        queue: bool = False,
     ) -> TaskHandle[Any]:
         """Publish a task record (to a delay tier first when ``delay`` is a second or
-        more) and return its handle.
+        more) and return its handle. Records of ``queue`` tasks go out one per record
+        batch: a share group hands out whole batches, so a batch is what one worker takes.
 
         Raises:
             TaskArgumentsError: the arguments cannot be sent as JSON.
@@ -204,6 +209,8 @@ class TaskClient:
         if self._publisher is None:
             envelope.encode()  # arguments that are not JSON fail before any connection
         publisher = self._start()
+        if queue:
+            publisher = self._queue_publisher()
         envelope.reply = self._reply_to
         value = envelope.encode()
         sent = now_ms()
@@ -232,9 +239,11 @@ class TaskClient:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
-        if self._publisher is not None:
+        for publisher in (self._publisher, self._single):
+            if publisher is None:
+                continue
             try:
-                self._publisher.flush(timeout)
+                publisher.flush(timeout)
             except DeliveryError as exc:
                 log.error("tasks not delivered before exit: %s", exc)
         if self._consumer is not None:
@@ -262,6 +271,19 @@ class TaskClient:
             self._thread.start()
             atexit.register(self.close)
             return self._publisher
+
+    def _queue_publisher(self) -> Publisher:
+        with self._lock:
+            if self._single is None:
+                self._single = Publisher(
+                    settings=self.settings,
+                    key_serde="bytes",
+                    value_serde="bytes",
+                    linger_ms=1,
+                    client_id=f"{self.app_id}-queue-tasks",
+                    producer_config={"batch.num.messages": 1},
+                )
+            return self._single
 
     def _listen(self) -> tuple[Consumer, tuple[str, int]]:
         """A consumer of one partition of the reply topic, from its current end.
@@ -307,6 +329,8 @@ class TaskClient:
         assert consumer is not None and publisher is not None
         while not self._stop.is_set():
             publisher.poll(0)
+            if self._single is not None:
+                self._single.poll(0)
             # poll() returns with the first reply; consume() would wait for a full batch.
             first = consumer.poll(0.05)
             if first is None:

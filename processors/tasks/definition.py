@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar
 
 from pydantic import BaseModel
 
@@ -31,6 +31,10 @@ R = TypeVar("R")
 
 #: Partitions of a task topic millstream creates, unless ``partitions=`` says otherwise.
 DEFAULT_PARTITIONS = 8
+#: How a task topic is consumed: ``ordered`` by the app's consumer group, ``queue`` by
+#: its share group (docs/tasks.md).
+TaskMode = Literal["ordered", "queue"]
+TASK_MODES = ("ordered", "queue")
 
 _NAME = re.compile(r"^[A-Za-z0-9._-]{1,180}$")
 
@@ -80,8 +84,10 @@ class Task(Generic[P, R]):
         policy: RetryPolicy,
         timeout: float | None,
         concurrency: int,
+        mode: TaskMode = "ordered",
     ) -> None:
         self.fn = fn
+        self.mode = mode
         self.name = name
         self.topic = topic
         self.partitions = partitions
@@ -180,7 +186,7 @@ class TaskCall(Generic[P, R]):
         task = self.task
         envelope = task.envelope(args, kwargs, self.task_id)
         return task._client().publish(  # noqa: SLF001 - the task's own client
-            task.topic, envelope, self.key, self.delay, task.partitions
+            task.topic, envelope, self.key, self.delay, task.partitions, queue=task.mode == "queue"
         )
 
     async def send_async(self, *args: P.args, **kwargs: P.kwargs) -> TaskHandle[R]:
@@ -229,6 +235,7 @@ def validate_task(
     timeout: float | timedelta | None,
     concurrency: int,
     partitions: int | None,
+    mode: str = "ordered",
 ) -> tuple[RetryPolicy, float | None]:
     """The retry policy and timeout of a task declaration.
 
@@ -241,6 +248,8 @@ def validate_task(
         raise ConfigurationError("retries", "must be 0 or more")
     if concurrency < 1:
         raise ConfigurationError("concurrency", "must be at least 1")
+    if mode not in TASK_MODES:
+        raise ConfigurationError("mode", f"must be 'ordered' or 'queue', not {mode!r}")
     if partitions is not None and partitions < 1:
         raise ConfigurationError("partitions", "must be at least 1")
     if not (

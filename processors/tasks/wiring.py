@@ -14,7 +14,8 @@ from millstream.processors.tasks.client import (
 from millstream.processors.tasks.definition import AnyTask
 from millstream.processors.tasks.delays import DelayPartition, tier_topics
 from millstream.processors.tasks.partition import TaskPartition
-from millstream.processors.tasks.steps import DelayStep, TaskStep
+from millstream.processors.tasks.queue_completions import done_topic
+from millstream.processors.tasks.steps import COMPLETION_TTL_MS, DelayStep, TaskStep
 from millstream.processors.topology import Topology
 from millstream.serde import resolve_serde
 from millstream.topics import Topic
@@ -35,9 +36,31 @@ def register_task(topology: Topology, task: AnyTask) -> None:
         raise ConfigurationError("name", f"there is a task named {task.name!r} already")
     if not topology.tasks:
         _add_task_topics(topology)
-    step = task_step(topology, task.topic, task.partitions)
-    step.tasks[task.name] = task
+    if task.mode == "queue":
+        _queue_topics(topology, task)
+    else:
+        step = task_step(topology, task.topic, task.partitions)
+        step.tasks[task.name] = task
     topology.tasks[task.name] = task
+
+
+def _queue_topics(topology: Topology, task: AnyTask) -> None:
+    """Declare a queue task's topic (read by the share group, not by a stream) and its
+    completion topic.
+
+    Raises:
+        ConfigurationError: the topic is read by a stream or by ordered-mode tasks.
+    """
+    if task.topic in topology.sources:
+        raise ConfigurationError(
+            "topic",
+            f"{task.topic!r} is read by a stream or ordered tasks; queue tasks need their own",
+        )
+    if task.topic not in topology.topics:
+        topology.declare(_raw_topic(task.topic, task.partitions))
+    done = {"cleanup.policy": "compact,delete", "retention.ms": str(COMPLETION_TTL_MS)}
+    if done_topic(task.topic) not in topology.topics:
+        topology.declare(_raw_topic(done_topic(task.topic), 1, done))
 
 
 def task_step(topology: Topology, topic_name: str, partitions: int) -> TaskStep:
@@ -47,9 +70,9 @@ def task_step(topology: Topology, topic_name: str, partitions: int) -> TaskStep:
         for child in root.children:
             if isinstance(child, TaskStep):
                 return child
-    if roots:
+    if roots or any(t.topic == topic_name and t.mode == "queue" for t in topology.tasks.values()):
         raise ConfigurationError(
-            "topic", f"{topic_name!r} is read by a stream; tasks need their own"
+            "topic", f"{topic_name!r} is read by a stream or queue tasks; tasks need their own"
         )
     topic = topology.declare(_raw_topic(topic_name, partitions))
     short = topic_name.removeprefix(f"{topology.app_id}-")

@@ -1,6 +1,6 @@
-"""scripts/bench tasks end to end: tiny counts print a row per task queue (millstream and
-Celery) with a throughput and a round-trip latency, and the redis-server the run started
-for Celery is gone afterwards.
+"""scripts/bench tasks end to end: tiny counts print a row per task queue (millstream in
+ordered mode, in queue mode with 1, 2 and 4 workers, and Celery) with a throughput and a
+round-trip latency, and the redis-server the run started for Celery is gone afterwards.
 
 The first run on a machine installs Celery into .local/bench/celery and, when missing,
 Debian's redis-server; after that the run takes well under a minute. ``--no-docs`` leaves
@@ -18,7 +18,13 @@ import pytest
 from bench_support import number, servers_under, table_rows
 
 ROOT = Path(__file__).resolve().parents[2]
-CONTENDERS = {"millstream, 1 worker process", "Celery prefork, concurrency 2"}
+CONTENDERS = {
+    "millstream, 1 worker process",
+    "millstream queue, 1 worker",
+    "millstream queue, 2 workers",
+    "millstream queue, 4 workers",
+    "Celery prefork, concurrency 2",
+}
 
 
 @pytest.mark.timeout(420)

@@ -85,6 +85,7 @@ def test_errors() -> None:
         "TaskArgumentsError",
         "TaskError",
         "TaskFailed",
+        "TaskLost",
         "TaskNotFoundError",
         "TaskTimeout",
         "TlsError",
