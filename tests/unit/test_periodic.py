@@ -232,3 +232,16 @@ def test_periodic_rejects_functions_that_need_arguments_and_bad_options() -> Non
     with pytest.raises(ConfigurationError) as caught:
         app.periodic(every=5, misfire_grace=0.5)
     assert caught.value.setting == "misfire_grace"
+
+
+def test_a_periodic_task_is_ordered_in_an_app_whose_tasks_are_queued() -> None:
+    app = App("periodic-queue", task_mode="queue")
+
+    @app.task
+    def queued() -> None: ...
+
+    @app.periodic(every=timedelta(seconds=5))
+    def tick() -> None: ...
+
+    assert queued.mode == "queue"
+    assert tick.mode == "ordered"
