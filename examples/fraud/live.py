@@ -56,9 +56,9 @@ from examples.fraud.stream import LiveGenerator
 from examples.fraud.tables import ensure_tables
 from millstream.config import Settings, load_settings
 from millstream.dev.postgres import free_port, running_postgres
-from millstream.errors import ConfigurationError, MillstreamError
+from millstream.errors import MillstreamError
 from millstream.kafka import TopicAdmin, TopicSpec, make_admin
-from millstream.kafka.group_config import broker_config, set_group_config
+from millstream.kafka.group_config import GroupConfig, broker_config
 from millstream.producers import Publisher
 
 console = Console()
@@ -98,9 +98,9 @@ def tune_group(settings: Settings, group: str, session_ms: int, heartbeat_ms: in
         "consumer.session.timeout.ms": str(session_ms),
         "consumer.heartbeat.interval.ms": str(heartbeat_ms),
     }
-    try:
-        set_group_config(settings, group, wanted)
-    except ConfigurationError:
+    config = GroupConfig(settings, group)
+    if config.set(wanted):
+        # The broker's minimums are higher than asked for: take them.
         minimums = broker_config(
             settings,
             ["group.consumer.min.session.timeout.ms", "group.consumer.min.heartbeat.interval.ms"],
@@ -109,7 +109,9 @@ def tune_group(settings: Settings, group: str, session_ms: int, heartbeat_ms: in
             "consumer.session.timeout.ms": minimums["group.consumer.min.session.timeout.ms"],
             "consumer.heartbeat.interval.ms": minimums["group.consumer.min.heartbeat.interval.ms"],
         }
-        set_group_config(settings, group, wanted)
+        refused = config.set(wanted)
+        if refused:
+            raise next(iter(refused.values()))
     return (
         f"group session timeout {wanted['consumer.session.timeout.ms']} ms, "
         f"heartbeat {wanted['consumer.heartbeat.interval.ms']} ms"

@@ -23,6 +23,7 @@ from millstream.kafka.clients import (
     produce_when_room,
 )
 from millstream.kafka.errors import from_client_error, from_exception, requires_abort
+from millstream.kafka.group_config import GroupConfig
 from millstream.kafka.records import ConsumedRecord
 from millstream.kafka.share import (
     ACCEPT,
@@ -31,7 +32,6 @@ from millstream.kafka.share import (
     AcknowledgeType,
     ShareConsumer,
     SharedRecord,
-    ShareGroupConfig,
     acknowledge,
     make_share_consumer,
     poll_records,
@@ -48,10 +48,10 @@ __all__ = [
     "AcknowledgeType",
     "ConsumedRecord",
     "Consumer",
+    "GroupConfig",
     "Message",
     "Producer",
     "ShareConsumer",
-    "ShareGroupConfig",
     "SharedRecord",
     "TopicAdmin",
     "TopicInfo",

@@ -27,7 +27,7 @@ from millstream.errors import (
     TopicNotFoundError,
 )
 from millstream.kafka.clients import make_admin
-from millstream.kafka.errors import from_client_error, from_exception
+from millstream.kafka.errors import admin_answer, from_client_error, from_exception
 
 #: Answers meaning the client's picture of a partition is behind the cluster's: its
 #: leader moved, or its leader epoch went up (a broker died or came back). librdkafka's
@@ -282,19 +282,13 @@ class TopicAdmin:
                     refresh(seconds())
 
     def _result(self, future: concurrent.futures.Future[Any], what: str) -> Any:
-        """The outcome of an admin request, with its failures as millstream errors."""
+        """The outcome of an admin request, with its failures as millstream errors; a
+        request that found no broker raises the cluster's refusal when it had one."""
         try:
-            return future.result(timeout=self._timeout)
-        except KafkaException as exc:
-            error = from_exception(exc, what)
-            if isinstance(error, BrokerUnreachableError):
-                self._raise_refusal()
-            raise error from exc
-        except concurrent.futures.TimeoutError as exc:
+            return admin_answer(future, what, self._timeout)
+        except BrokerUnreachableError:
             self._raise_refusal()
-            raise BrokerUnreachableError(
-                f"{what}: no answer within {self._timeout:g}s", retriable=True
-            ) from exc
+            raise
 
     def _raise_refusal(self) -> None:
         """Raise the cluster's refusal of this client (wrong credentials, untrusted

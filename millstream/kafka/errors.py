@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+from typing import Any
+
 from confluent_kafka import KafkaError as _CKError
 from confluent_kafka import KafkaException
 
@@ -121,3 +124,21 @@ def requires_abort(exc: BaseException) -> bool:
     if not isinstance(error, _CKError):
         return False
     return bool(error.txn_requires_abort()) or error.code() == _CKError._STATE
+
+
+def admin_answer(future: concurrent.futures.Future[Any], what: str, timeout: float) -> Any:
+    """The result of an admin request, waited for up to ``timeout`` seconds, with its
+    failures as millstream errors (``what`` says what was asked, for the message).
+
+    Raises:
+        KafkaError: the cluster refused or failed the request.
+        BrokerUnreachableError: no answer within ``timeout``.
+    """
+    try:
+        return future.result(timeout=timeout)
+    except KafkaException as exc:
+        raise from_exception(exc, what) from exc
+    except concurrent.futures.TimeoutError as exc:
+        raise BrokerUnreachableError(
+            f"{what}: no answer within {timeout:g}s", retriable=True
+        ) from exc

@@ -1,19 +1,14 @@
-"""Per-group configuration (Kafka 4.x, KIP-848 consumer groups): read and set it.
+"""Per-group configuration (Kafka 4.x): read and set it, and read the broker's.
 
-A consumer group's session timeout and heartbeat interval are the broker's
-(``group.consumer.session.timeout.ms``, ...) unless the group has its own
-(``consumer.session.timeout.ms``, ``consumer.heartbeat.interval.ms``), set through
-the admin client's incremental alter configs on the group. A shorter session timeout
-lets the coordinator give a dead member's partitions to the others sooner; the broker
-refuses values below its ``group.consumer.min.session.timeout.ms`` and
-``group.consumer.min.heartbeat.interval.ms``.
+A group's settings are the broker's (``group.consumer.session.timeout.ms``,
+``group.share.record.lock.duration.ms``, ...) unless the group has its own
+(``consumer.session.timeout.ms``, ``share.record.lock.duration.ms``, ...), set through
+the admin client's incremental alter configs on the group. The broker refuses values
+outside its bounds (``group.consumer.min.session.timeout.ms``, ...).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from confluent_kafka import KafkaException
 from confluent_kafka.admin import (  # type: ignore[attr-defined]
     AlterConfigOpType,
     ConfigEntry,
@@ -22,32 +17,55 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 )
 
 from millstream.config import Settings
-from millstream.errors import ConfigurationError
+from millstream.errors import KafkaError
 from millstream.kafka.clients import make_admin
-from millstream.kafka.errors import from_exception
+from millstream.kafka.errors import admin_answer
+
+__all__ = ["GroupConfig", "broker_config"]
 
 
-def set_group_config(settings: Settings, group: str, configs: dict[str, str]) -> None:
-    """Set ``configs`` on consumer group ``group`` (which need not exist yet).
+class GroupConfig:
+    """Reads and sets the configs of one group, a consumer or a share group (a GROUP
+    config resource; the group need not exist yet). Each call blocks up to
+    ``settings.client_timeout``."""
 
-    Raises:
-        ConfigurationError: the broker refused a value (below its minimum, unknown name);
-            the message names the settings.
-        KafkaError: anything else the client reported.
-    """
-    entries = [
-        ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET)
-        for name, value in configs.items()
-    ]
-    resource = ConfigResource(ResourceType.GROUP, group, incremental_configs=entries)
-    admin = make_admin(settings)  # held until the answer: a dropped client cancels it
-    future = admin.incremental_alter_configs([resource])[resource]
-    try:
-        future.result(settings.client_timeout)
-    except KafkaException as exc:
-        if exc.args and getattr(exc.args[0], "name", lambda: "")() == "INVALID_CONFIG":
-            raise ConfigurationError(", ".join(configs), str(exc.args[0].str())) from exc
-        raise from_exception(exc, f"setting the config of group {group}") from exc
+    def __init__(self, settings: Settings, group_id: str) -> None:
+        self.group_id = group_id
+        self._timeout = settings.client_timeout
+        self._client = make_admin(settings)
+
+    def read(self) -> dict[str, str]:
+        """The group's configs, broker defaults included.
+
+        Raises:
+            KafkaError: the cluster did not answer, or refused.
+        """
+        resource = ConfigResource(ResourceType.GROUP, self.group_id)
+        future = self._client.describe_configs([resource], request_timeout=self._timeout)
+        entries = admin_answer(
+            future[resource], f"reading the configs of group {self.group_id!r}", self._timeout
+        )
+        return {name: str(entry.value) for name, entry in entries.items()}
+
+    def set(self, values: dict[str, str]) -> dict[str, KafkaError]:
+        """Set each config on its own (one refused does not stop the others); returns
+        the refusals by config name (the broker's message says why)."""
+        refused: dict[str, KafkaError] = {}
+        for name, value in values.items():
+            entry = ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET)
+            resource = ConfigResource(
+                ResourceType.GROUP, self.group_id, incremental_configs=[entry]
+            )
+            future = self._client.incremental_alter_configs(
+                [resource], request_timeout=self._timeout
+            )[resource]
+            try:
+                admin_answer(
+                    future, f"setting {name}={value} on group {self.group_id!r}", self._timeout
+                )
+            except KafkaError as exc:
+                refused[name] = exc
+        return refused
 
 
 def broker_config(settings: Settings, names: list[str]) -> dict[str, str]:
@@ -59,10 +77,6 @@ def broker_config(settings: Settings, names: list[str]) -> dict[str, str]:
     admin = make_admin(settings)
     broker = min(admin.list_topics(timeout=settings.client_timeout).brokers)
     resource = ConfigResource(ResourceType.BROKER, str(broker))
-    try:
-        found: dict[str, Any] = admin.describe_configs([resource])[resource].result(
-            settings.client_timeout
-        )
-    except KafkaException as exc:
-        raise from_exception(exc, f"describing broker {broker}") from exc
+    future = admin.describe_configs([resource])[resource]
+    found = admin_answer(future, f"describing broker {broker}", settings.client_timeout)
     return {name: str(found[name].value) for name in names if name in found}

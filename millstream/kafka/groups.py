@@ -10,7 +10,6 @@ lags computed from it equal the tool's.
 
 from __future__ import annotations
 
-import concurrent.futures
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -20,7 +19,6 @@ from confluent_kafka import (
     ConsumerGroupTopicPartitions,
     ConsumerGroupType,
     IsolationLevel,
-    KafkaException,
     TopicPartition,
 )
 from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
@@ -28,7 +26,7 @@ from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-d
 from millstream.config import Settings
 from millstream.errors import BrokerUnreachableError, KafkaError
 from millstream.kafka.clients import make_admin
-from millstream.kafka.errors import from_exception
+from millstream.kafka.errors import admin_answer
 
 Partition = tuple[str, int]
 #: Where offsets are looked up: the log start, the log end, or the first record at or
@@ -97,7 +95,7 @@ class GroupAdmin:
     def describe(self, group: str) -> GroupDescription:
         """The group's state, protocol and members (with their current assignments)."""
         future = self._client.describe_consumer_groups([group], request_timeout=self._timeout)
-        found = self._result(future[group], f"describing group {group!r}")
+        found = admin_answer(future[group], f"describing group {group!r}", self._timeout)
         members = tuple(
             GroupMember(
                 member_id=m.member_id,
@@ -128,7 +126,9 @@ class GroupAdmin:
         """:meth:`committed`, with the metadata string committed with each offset."""
         request = [ConsumerGroupTopicPartitions(group)]
         futures = self._client.list_consumer_group_offsets(request, request_timeout=self._timeout)
-        answer = self._result(futures[group], f"reading the offsets of group {group!r}")
+        answer = admin_answer(
+            futures[group], f"reading the offsets of group {group!r}", self._timeout
+        )
         return {
             (tp.topic, tp.partition): (tp.offset, tp.metadata or None)
             for tp in answer.topic_partitions or []
@@ -160,7 +160,9 @@ class GroupAdmin:
         found: dict[Partition, int | None] = {}
         for tp, future in futures.items():
             try:
-                found[(tp.topic, tp.partition)] = self._result(future, "listing offsets").offset
+                found[(tp.topic, tp.partition)] = admin_answer(
+                    future, "listing offsets", self._timeout
+                ).offset
             except BrokerUnreachableError:
                 raise
             except KafkaError:
@@ -181,7 +183,9 @@ class GroupAdmin:
         partitions = [TopicPartition(t, p, o) for (t, p), o in sorted(offsets.items())]
         request = [ConsumerGroupTopicPartitions(group, partitions)]
         futures = self._client.alter_consumer_group_offsets(request, request_timeout=self._timeout)
-        answer = self._result(futures[group], f"changing the offsets of group {group!r}")
+        answer = admin_answer(
+            futures[group], f"changing the offsets of group {group!r}", self._timeout
+        )
         for tp in answer.topic_partitions or []:
             if tp.error is not None:
                 raise KafkaError(
@@ -189,16 +193,6 @@ class GroupAdmin:
                     f"{tp.error.str()}",
                     code=tp.error.name(),
                 )
-
-    def _result(self, future: concurrent.futures.Future[Any], what: str) -> Any:
-        try:
-            return future.result(timeout=self._timeout)
-        except KafkaException as exc:
-            raise from_exception(exc, what) from exc
-        except concurrent.futures.TimeoutError as exc:
-            raise BrokerUnreachableError(
-                f"{what}: no answer within {self._timeout:g}s", retriable=True
-            ) from exc
 
 
 def _partitions(assigned: Iterable[TopicPartition]) -> tuple[Partition, ...]:

@@ -10,22 +10,13 @@ the consumer's first heartbeat with UNSUPPORTED_VERSION, which is fatal for it.
 
 from __future__ import annotations
 
-import concurrent.futures
 from typing import Any, Protocol, cast
 
 from confluent_kafka import AcknowledgeType, KafkaException, Message, ShareConsumer
 from confluent_kafka import KafkaError as _CKError
-from confluent_kafka.admin import (  # type: ignore[attr-defined]
-    AlterConfigOpType,
-    ConfigEntry,
-    ConfigResource,
-    ResourceType,
-)
 
 from millstream.config import Settings
-from millstream.errors import BrokerUnreachableError, KafkaError
-from millstream.kafka.clients import base_config, make_admin
-from millstream.kafka.errors import from_exception
+from millstream.kafka.clients import base_config
 from millstream.kafka.records import ConsumedRecord
 
 ACCEPT = AcknowledgeType.ACCEPT
@@ -67,7 +58,6 @@ __all__ = [
     "RELEASE",
     "AcknowledgeType",
     "ShareConsumer",
-    "ShareGroupConfig",
     "SharedRecord",
     "acknowledge",
     "make_share_consumer",
@@ -103,52 +93,3 @@ def share_groups_unsupported(exc: BaseException) -> bool:
     (the ``share.version`` feature is off: its heartbeat is an unsupported API)."""
     error = exc.args[0] if isinstance(exc, KafkaException) and exc.args else None
     return isinstance(error, _CKError) and error.code() == _CKError.UNSUPPORTED_VERSION
-
-
-class ShareGroupConfig:
-    """Reads and sets the configs of one share group (a GROUP config resource). Each
-    call blocks up to ``settings.client_timeout``."""
-
-    def __init__(self, settings: Settings, group_id: str) -> None:
-        self.group_id = group_id
-        self._timeout = settings.client_timeout
-        self._client = make_admin(settings)
-
-    def read(self) -> dict[str, str]:
-        """The group's configs, broker defaults included.
-
-        Raises:
-            KafkaError: the cluster did not answer, or refused.
-        """
-        resource = ConfigResource(ResourceType.GROUP, self.group_id)
-        future = self._client.describe_configs([resource], request_timeout=self._timeout)
-        entries = self._result(future[resource], f"reading the configs of group {self.group_id!r}")
-        return {name: str(entry.value) for name, entry in entries.items()}
-
-    def set(self, values: dict[str, str]) -> dict[str, KafkaError]:
-        """Set each config on its own (one refused does not stop the others); returns
-        the refusals by config name (the broker's message says why)."""
-        refused: dict[str, KafkaError] = {}
-        for name, value in values.items():
-            entry = ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET)
-            resource = ConfigResource(
-                ResourceType.GROUP, self.group_id, incremental_configs=[entry]
-            )
-            future = self._client.incremental_alter_configs(
-                [resource], request_timeout=self._timeout
-            )[resource]
-            try:
-                self._result(future, f"setting {name}={value} on group {self.group_id!r}")
-            except KafkaError as exc:
-                refused[name] = exc
-        return refused
-
-    def _result(self, future: concurrent.futures.Future[Any], what: str) -> Any:
-        try:
-            return future.result(timeout=self._timeout)
-        except KafkaException as exc:
-            raise from_exception(exc, what) from exc
-        except concurrent.futures.TimeoutError as exc:
-            raise BrokerUnreachableError(
-                f"{what}: no answer within {self._timeout:g}s", retriable=True
-            ) from exc

@@ -142,16 +142,26 @@ class TaskOutput:
         envelope: TaskEnvelope | None,
         attempts: int,
     ) -> None:
-        extra: list[tuple[str, str | bytes]] = [(HEADER_TRACEBACK, format_traceback(error))]
-        step = f"task({message.topic()})"
+        step, headers = task_dead_letter(message, error, envelope, attempts)
         if envelope is not None:
-            step = f"task({envelope.task})"
-            extra += [
-                (HEADER_ID, envelope.id),
-                (HEADER_NAME, envelope.task),
-                (HEADER_ATTEMPTS, str(attempts)),
-            ]
             self.metrics.dead_lettered(envelope.task)
-        headers = dead_letter_headers(message, error, step, extra)
         self.send(part, self.collector.dlq_topic, message.key(), message.value(), headers)
         self.collector.note_dead_letter(message, error, step)
+
+
+def task_dead_letter(
+    message: ConsumedRecord, error: BaseException, envelope: TaskEnvelope | None, attempts: int
+) -> tuple[str, list[tuple[str, str | bytes]]]:
+    """The failed step's name and the dead-letter headers of a task record (docs/tasks.md:
+    the error, its traceback, and the task's id, name and attempts when it was readable),
+    the same in ordered and queue mode."""
+    extra: list[tuple[str, str | bytes]] = [(HEADER_TRACEBACK, format_traceback(error))]
+    step = f"task({message.topic()})"
+    if envelope is not None:
+        step = f"task({envelope.task})"
+        extra += [
+            (HEADER_ID, envelope.id),
+            (HEADER_NAME, envelope.task),
+            (HEADER_ATTEMPTS, str(attempts)),
+        ]
+    return step, dead_letter_headers(message, error, step, extra)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from millstream.config import Settings
 from millstream.errors import ConfigurationError
-from millstream.kafka import ShareGroupConfig
+from millstream.kafka import GroupConfig
 from millstream.kafka.share import DELIVERY_LIMIT_SETTING, LOCK_SETTING
 from millstream.processors.tasks.definition import AnyTask
 
@@ -67,7 +67,7 @@ def prepare_share_group(
             group's start position cannot be set.
         KafkaError: the cluster did not answer, or refused to describe the group.
     """
-    config = ShareGroupConfig(settings, group)
+    config = GroupConfig(settings, group)
     limit = wanted_delivery_limit(tasks)
     refused = config.set(
         {

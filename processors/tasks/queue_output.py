@@ -27,23 +27,18 @@ from millstream.kafka import (
     SharedRecord,
     produce_when_room,
 )
-from millstream.processors.dead_letters import dead_letter_headers
 from millstream.processors.tasks.definition import AnyTask
 from millstream.processors.tasks.delays import delay_topic, tier_for
 from millstream.processors.tasks.envelope import (
-    HEADER_ATTEMPTS,
-    HEADER_ID,
-    HEADER_NAME,
-    HEADER_TRACEBACK,
     Delivery,
     TaskEnvelope,
     failure_reply,
-    format_traceback,
     now_ms,
     success_reply,
     to_json,
 )
 from millstream.processors.tasks.metrics import TaskMetrics
+from millstream.processors.tasks.output import task_dead_letter
 from millstream.processors.tasks.queue_completions import QueueCompletions, done_topic
 
 log = logging.getLogger("millstream.tasks")
@@ -218,17 +213,9 @@ class QueueOutput:
 
     def dead_letter(self, item: Acquired, error: BaseException, attempts: int) -> None:
         message, envelope = item.message, item.envelope
-        extra: list[tuple[str, str | bytes]] = [(HEADER_TRACEBACK, format_traceback(error))]
-        step = f"task({message.topic()})"
+        _, headers = task_dead_letter(message, error, envelope, attempts)
         if envelope is not None:
-            step = f"task({envelope.task})"
-            extra += [
-                (HEADER_ID, envelope.id),
-                (HEADER_NAME, envelope.task),
-                (HEADER_ATTEMPTS, str(attempts)),
-            ]
             self.metrics.dead_lettered(envelope.task)
-        headers = dead_letter_headers(message, error, step, extra)
         self.send(item, self.dlq_topic, message.key(), message.value(), headers)
         log.warning("task record %s dead-lettered: %s", item.key, error)
 

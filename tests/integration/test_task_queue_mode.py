@@ -19,7 +19,7 @@ from support import Names, WorkerProcess, consume_all, wait_for
 from millstream import App
 from millstream.config import Settings
 from millstream.errors import ConfigurationError, TaskFailed
-from millstream.kafka import ShareGroupConfig
+from millstream.kafka import GroupConfig
 from millstream.processors.tasks.queue_completions import done_topic
 from millstream.processors.tasks.queue_group import share_group
 
@@ -181,7 +181,7 @@ def test_kill_9_redelivers_unfinished_tasks_and_reruns_no_finished_one(
     app_id = f"{names.app}-kill"
     # The shortest record lock the broker allows, so that locks held by the killed
     # worker run out soon (its share session expiring releases them sooner still).
-    ShareGroupConfig(settings, share_group(app_id)).set({"share.record.lock.duration.ms": "15000"})
+    GroupConfig(settings, share_group(app_id)).set({"share.record.lock.duration.ms": "15000"})
     _, nap, _ = _sender(app_id, bootstrap_servers)
     workers = Workers(names, bootstrap_servers, tmp_path, app_id, 2)
     victim, survivor = workers.processes
